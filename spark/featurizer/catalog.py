@@ -1,0 +1,186 @@
+"""Read: list every file under the input, keep the images, and give each one an id, a label and a split.
+
+Everything here is a column expression over Spark's binaryFile listing: the image bytes are read lazily,
+later, by the featurize step, and never shuffled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from featurizer import storage
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
+FRUITS_SPLITS = {"Training": "train", "Test": "test"}
+ID_HEX_DIGITS = 20  # 80 bits of sha256: collisions stay improbable far beyond 100 million images
+_HASH_SPAN = float(1 << 53)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the input is organised: `Training/` + `Test/` folders (Fruits-360) or one folder per class."""
+
+    root: str
+    fruits_split: bool
+
+
+@dataclass(frozen=True)
+class CatalogSummary:
+    files_found: int
+    images_found: int
+    images_unlabelled: int
+    train_per_class: dict[str, int] = field(default_factory=dict)
+    test_per_class: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def files_ignored(self) -> int:
+        return self.files_found - self.images_found
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.train_per_class) | set(self.test_per_class))
+
+
+def detect_layout(spark: SparkSession, input_uri: str) -> Layout:
+    folders = set(storage.list_folders(input_uri))
+    return Layout(
+        root=qualified_root(spark, storage.spark_uri(input_uri)), fruits_split=set(FRUITS_SPLITS) <= folders
+    )
+
+
+def qualified_root(spark: SparkSession, uri: str) -> str:
+    """The input folder exactly as Hadoop spells the paths it lists (e.g. file:/data for /data/)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).makeQualified(path).toString()
+
+
+def list_files(spark: SparkSession, input_uri: str) -> DataFrame:
+    """Every file under the input, recursively: path, length, and (read only when selected) content.
+
+    Spark's file scans skip zero-length files; they are added back here, so an empty upload is reported
+    as rejected instead of vanishing.
+    """
+    scanned = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(storage.spark_uri(input_uri))
+    )
+    empty = _empty_files(spark, input_uri, scanned)
+    if empty is None:
+        return scanned
+    return scanned.unionByName(
+        empty.select(
+            "path",
+            F.lit(None).cast("timestamp").alias("modificationTime"),
+            F.lit(0).cast("long").alias("length"),
+            F.lit(bytearray()).cast("binary").alias("content"),
+        )
+    )
+
+
+def _empty_files(spark: SparkSession, input_uri: str, scanned: DataFrame) -> DataFrame | None:
+    """Zero-length files under the input, or None when there are none.
+
+    The file index knows every file but the scan skips the empty ones; only when the two counts differ is
+    the input listed again to name them (it is rare, and the listing reads no file).
+    """
+    if len(scanned._jdf.inputFiles()) == scanned.select("path").count():
+        return None
+    root = input_uri.rstrip("/") if storage.is_s3(input_uri) else str(storage.local_path(input_uri).resolve())
+    paths = [
+        uri if storage.is_s3(uri) else f"file:{uri}"
+        for uri, size in storage.list_sizes(root)
+        if size == 0 and not any(part[:1] in ("_", ".") for part in uri[len(root) :].split("/"))
+    ]
+    return spark.createDataFrame([(p,) for p in paths], "path string") if paths else None
+
+
+def is_image(path: Column) -> Column:
+    return F.lower(F.regexp_extract(path, r"\.([^./]+)$", 1)).isin(*IMAGE_EXTENSIONS)
+
+
+def with_identity(files: DataFrame, layout: Layout) -> DataFrame:
+    """Add relative path, image id, label and (for the Fruits-360 layout) split to each listed file.
+
+    The label is the parent folder's name; an image with no class folder gets no label (and no split):
+    it is featurized but left out of the classifier.
+    """
+    relative = F.expr(f"substr(path, {len(layout.root) + 2})")
+    parts = F.split(relative, "/")
+    depth = F.size(parts)
+    if layout.fruits_split:
+        top = F.element_at(parts, 1)
+        labelled = (depth >= 3) & top.isin(*FRUITS_SPLITS)
+        split = F.when(labelled, F.when(top == "Training", "train").otherwise("test"))
+    else:
+        labelled = depth >= 2
+        split = F.lit(None).cast("string")
+    return files.select(
+        "*",
+        relative.alias("relative_path"),
+        F.substring(F.sha2(relative, 256), 1, ID_HEX_DIGITS).alias("image_id"),
+        F.when(labelled, F.element_at(parts, -2)).alias("label"),
+        split.alias("split"),
+    )
+
+
+def _hash01(seed: int) -> Column:
+    """A number in [0, 1) fixed by the image id and the seed: the same image lands in the same split."""
+    return F.pmod(F.xxhash64(F.lit(seed), F.col("image_id")), F.lit(1 << 53)) / _HASH_SPAN
+
+
+def stratified_split(images: DataFrame, test_fraction: float, seed: int) -> DataFrame:
+    """Hold out about `test_fraction` of each class (at least one image of any class of two or more).
+
+    Each class gets a threshold on a seeded hash of the image id, computed over the small listing and
+    broadcast; rows are never shuffled or ranked, so this costs one pass over file names.
+    """
+    keyed = images.withColumn("_u", _hash01(seed))
+    thresholds = (
+        keyed.where(F.col("label").isNotNull())
+        .groupBy("label")
+        .agg(
+            F.percentile_approx("_u", test_fraction, 10_000).alias("_t"),
+            F.max("_u").alias("_u_max"),
+            F.count(F.lit(1)).alias("_n"),
+        )
+    )
+    held_out = (F.col("_n") >= 2) & (F.col("_u") <= F.col("_t")) & (F.col("_u") < F.col("_u_max"))
+    return (
+        keyed.join(F.broadcast(thresholds), "label", "left")
+        .withColumn("split", F.when(F.col("label").isNotNull(), F.when(held_out, "test").otherwise("train")))
+        .drop("_u", "_t", "_u_max", "_n")
+    )
+
+
+def catalog(
+    spark: SparkSession, input_uri: str, test_fraction: float, seed: int
+) -> tuple[DataFrame, DataFrame]:
+    """(every listed file with its identity, the images with their split) for one input folder."""
+    layout = detect_layout(spark, input_uri)
+    files = with_identity(list_files(spark, input_uri), layout).withColumn(
+        "is_image", is_image(F.col("path"))
+    )
+    images = files.where("is_image")
+    if not layout.fruits_split:
+        images = stratified_split(images, test_fraction, seed)
+    return files, images
+
+
+def summarize(files: DataFrame, images: DataFrame) -> CatalogSummary:
+    """Counts of the listing, from file names only (no image is read)."""
+    files_found = files.select("path").count()
+    rows = images.groupBy("label", "split").count().collect()
+    train = {r["label"]: r["count"] for r in rows if r["split"] == "train"}
+    test = {r["label"]: r["count"] for r in rows if r["split"] == "test"}
+    return CatalogSummary(
+        files_found=files_found,
+        images_found=sum(r["count"] for r in rows),
+        images_unlabelled=sum(r["count"] for r in rows if r["label"] is None),
+        train_per_class=train,
+        test_per_class=test,
+    )

@@ -1,0 +1,92 @@
+"""Decode image bytes with OpenCV into the tensor MobileNetV2 expects: RGB, 224x224, scaled to [-1, 1].
+
+OpenCV decodes to BGR; the model was trained on RGB. Converting here, once, is what keeps colours right.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# Bad files are expected input here: their reason goes to rejected.csv, not OpenCV's warnings to the log.
+# OpenCV reads this when it first logs, so it must be set before any decoding.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
+
+import cv2
+import numpy as np
+
+IMAGE_SIZE = 224
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOS = b"\xff\xda"
+_JPEG_EOI = b"\xff\xd9"
+_WHITE = 255.0
+
+
+class DecodeError(ValueError):
+    """The bytes are not an image this job can use; the message is the reason recorded in rejected.csv."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    pixels: np.ndarray | None
+    reason: str | None
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Decode JPEG or PNG bytes to an 8-bit RGB array (H, W, 3), applying EXIF orientation."""
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if data.startswith(JPEG_MAGIC):
+        # A JPEG cut short still decodes, with its missing rows painted grey: refuse it instead.
+        end = data.rfind(_JPEG_EOI)
+        if end == -1 or end < data.rfind(_JPEG_SOS):
+            raise DecodeError("truncated JPEG (no end-of-image marker after the image data)")
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)  # applies EXIF orientation
+        if image is None:
+            raise DecodeError("corrupt JPEG (OpenCV could not decode it)")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if data.startswith(PNG_MAGIC):
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise DecodeError("corrupt or truncated PNG (OpenCV could not decode it)")
+        return _png_to_rgb(image)
+    raise DecodeError("not a JPEG or PNG image (unrecognised file header)")
+
+
+def _png_to_rgb(image: np.ndarray) -> np.ndarray:
+    """Grey, grey+alpha, BGR or BGRA, 8 or 16 bit -> 8-bit RGB; transparency is composited on white."""
+    if image.dtype == np.uint16:
+        image = (image / 257.0).round().astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    channels = image.shape[2]
+    if channels == 2:  # grey + alpha
+        grey, alpha = image[:, :, 0], image[:, :, 1]
+        image, channels = np.dstack([grey, grey, grey, alpha]), 4
+    if channels == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        blended = image[:, :, :3].astype(np.float32) * alpha + _WHITE * (1.0 - alpha)
+        return cv2.cvtColor(blended.round().astype(np.uint8), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_model_input(rgb: np.ndarray) -> np.ndarray:
+    """Resize to 224x224 and scale to [-1, 1] as `keras.applications.mobilenet_v2.preprocess_input` does."""
+    height, width = rgb.shape[:2]
+    shrinking = height > IMAGE_SIZE or width > IMAGE_SIZE
+    resized = cv2.resize(
+        rgb, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    )
+    return resized.astype(np.float32) / 127.5 - 1.0
+
+
+def preprocess(data: bytes) -> Decoded:
+    """Bytes -> model input, or the reason it cannot be one. Never raises for bad image data."""
+    try:
+        return Decoded(to_model_input(decode_rgb(data)), None)
+    except DecodeError as error:
+        return Decoded(None, str(error))
+    except cv2.error as error:
+        return Decoded(None, f"OpenCV could not process the image: {error}")

@@ -1,0 +1,306 @@
+"""The featurization job: read -> decode -> featurize -> persist -> fit -> evaluate -> write -> flag.
+
+Run on EMR Serverless (or any Spark) with:
+
+    spark-submit spark/main.py --input s3://BUCKET/inbox/DATASET/ --output s3://BUCKET/runs/DATASET/ \
+        --run-id RUN_ID [--engine onnx|tensorflow] [--weights imagenet|PATH|s3://...] [--pca-k 10]
+
+and locally with `featurizer run` (same options), which starts Spark in local mode first.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyspark
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from featurizer import __version__, storage
+from featurizer.catalog import CatalogSummary, catalog, summarize
+from featurizer.engines import EngineSpec, engine_version
+from featurizer.evaluate import evaluate
+from featurizer.export import export_onnx
+from featurizer.featurize import featurize
+from featurizer.model import NotEnoughData, as_model_input, choose_k, fit
+from featurizer.options import JobOptions, parse_options
+from featurizer.outputs import (
+    count_csv_rows,
+    pca_projection,
+    read_parquet,
+    write_parquet,
+    write_single_csv,
+)
+from featurizer.progress import Progress
+from featurizer.session import configure_job, local_session, submitted_session
+from featurizer.timings import StageTimer
+from featurizer.weights import Weights, WeightsUnavailable, resolve_weights, sha256_of
+
+log = logging.getLogger("featurizer")
+
+COMPLETED_FLAG = "_COMPLETED.json"
+FAILED_FLAG = "_FAILED.json"
+
+
+class InputError(ValueError):
+    """The input location cannot be used; nothing was started."""
+
+
+class OutputMismatch(RuntimeError):
+    """The outputs read back do not agree with each other: the run is not declared complete."""
+
+
+class RunFailed(RuntimeError):
+    """The run stopped after it started; `_FAILED.json` says where and why."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything settled before Spark starts: options, weights and the model file workers load."""
+
+    options: JobOptions
+    weights: Weights
+    model_file: Path
+    model_sha256: str
+
+
+def prepare(options: JobOptions) -> Prepared:
+    """Check the input and get the model, so that a bad argument stops the job before any Spark work."""
+    try:
+        present = storage.exists(options.input)
+    except Exception as error:  # botocore: credentials, endpoint, access denied
+        raise InputError(f"--input {options.input} cannot be read: {error}") from error
+    if not present:
+        raise InputError(
+            f"--input {options.input} does not exist or is empty: point it at a folder of images"
+        )
+    weights = resolve_weights(options.weights)
+    model_file = export_onnx(weights) if options.engine == "onnx" else weights.path
+    return Prepared(options, weights, model_file, sha256_of(model_file))
+
+
+@dataclass
+class _Run:
+    spark: SparkSession
+    prepared: Prepared
+    progress: Progress
+    timer: StageTimer
+
+    @property
+    def options(self) -> JobOptions:
+        return self.prepared.options
+
+    def uri(self, name: str) -> str:
+        return storage.join(self.options.run_uri, name)
+
+    @contextmanager
+    def stage(
+        self, name: str, total: int | None = None, done: Callable[[], int] | None = None
+    ) -> Iterator[None]:
+        with self.timer.stage(name), self.progress.stage(name, total, done):
+            yield
+
+
+def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict[str, Any]:
+    """Run every stage and write the outputs; returns the `_COMPLETED.json` payload."""
+    options = prepared.options
+    started_at = datetime.now(UTC)
+    run = _Run(spark, prepared, progress, StageTimer())
+    storage.delete_tree(options.run_uri)  # re-running a run id replaces that run, never mixes two
+    try:
+        return _execute(run, started_at)
+    except Exception as error:
+        log.exception("run %s failed in stage %s", options.run_id, run.timer.current)
+        storage.write_json(
+            run.uri(FAILED_FLAG),
+            {
+                "status": "FAILED",
+                "run_id": options.run_id,
+                "output": options.run_uri,
+                "finished_at": datetime.now(UTC).isoformat(),
+                "stage": run.timer.current,
+                "error": type(error).__name__,
+                "message": str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+                "traceback": traceback.format_exc(limit=8),
+            },
+        )
+        raise RunFailed(f"run {options.run_id} failed in stage {run.timer.current}: {error}") from error
+
+
+def _execute(run: _Run, started_at: datetime) -> dict[str, Any]:
+    spark, options, prepared = run.spark, run.options, run.prepared
+    sc = spark.sparkContext
+    configure_job(spark, options.batch_size)
+    sc.addFile(str(prepared.model_file))
+    spec = EngineSpec(options.engine, prepared.model_file.name)
+    processed, through_model = sc.accumulator(0), sc.accumulator(0)
+
+    with run.stage("read"):
+        files, images = catalog(spark, options.input, options.test_fraction, options.seed)
+        listing = summarize(files, images)
+    if listing.images_found == 0:
+        raise InputError(
+            f"no .jpg, .jpeg or .png file under {options.input} ({listing.files_found} other files): "
+            "put images in one sub-folder per class"
+        )
+
+    staging = run.uri("_staging")
+    with run.stage("featurize", total=listing.images_found, done=lambda: processed.value):
+        write_parquet(featurize(images, spec, options.batch_size, processed, through_model), staging)
+
+    with run.stage("persist"):
+        staged = read_parquet(spark, staging)
+        write_parquet(staged.where(F.col("error").isNull()).drop("error"), run.uri("features"))
+        write_single_csv(
+            staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason")),
+            run.uri("rejected.csv"),
+            order_by="path",
+        )
+        storage.delete_tree(staging)
+
+    features = read_parquet(spark, run.uri("features"))
+    labelled = as_model_input(features.where(F.col("label").isNotNull()))
+    with run.stage("fit"):
+        train = labelled.where(F.col("split") == "train")
+        k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
+        model = fit(train, k, options.classify_on)
+
+    with run.stage("evaluate"):
+        test = labelled.where(F.col("split") == "test")
+        if test.isEmpty():
+            raise NotEnoughData(
+                "the test split is empty: every class has a single usable image; add images, or use "
+                "Training/ and Test/ folders to choose the split yourself"
+            )
+        metrics = {"train_images": train.count(), "test_images": test.count(), **evaluate(model, test)}
+
+    with run.stage("write"):
+        model.write().overwrite().save(storage.spark_uri(run.uri("model")))
+        write_parquet(pca_projection(model, features, k), run.uri("pca"))
+        write_single_csv(read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id")
+        storage.write_json(run.uri("metrics.json"), metrics)
+        counts = _verified_counts(run, listing, metrics, through_model.value)
+        storage.write_json(run.uri("manifest.json"), _manifest(run, counts, started_at))
+
+    timings = run.timer.as_dict()
+    storage.write_json(run.uri("timings.json"), timings)
+    completed = {
+        "status": "COMPLETED",
+        "run_id": options.run_id,
+        "output": options.run_uri,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "summary": {
+            "images_found": counts["images_found"],
+            "images_featurized": counts["images_featurized"],
+            "images_rejected": counts["images_rejected"],
+            "accuracy": metrics["accuracy"],
+            "weighted_f1": metrics["weighted_f1"],
+            "duration_seconds": timings["total_seconds"],
+        },
+    }
+    storage.write_json(run.uri(COMPLETED_FLAG), completed)
+    return completed
+
+
+def _verified_counts(
+    run: _Run, listing: CatalogSummary, metrics: dict[str, Any], through_model: int
+) -> dict[str, Any]:
+    """Counts read back from the written outputs; raises unless they agree with each other and the listing."""
+    spark = run.spark
+    rows = {
+        "features": read_parquet(spark, run.uri("features")).count(),
+        "pca": read_parquet(spark, run.uri("pca")).count(),
+        "pca_csv": count_csv_rows(spark, run.uri("pca.csv")),
+        "rejected_csv": count_csv_rows(spark, run.uri("rejected.csv")),
+    }
+    featurized, rejected = rows["features"], rows["rejected_csv"]
+    problems = [
+        f"{name} has {count} rows, expected {featurized}"
+        for name, count in rows.items()
+        if name != "rejected_csv" and count != featurized
+    ]
+    if featurized + rejected != listing.images_found:
+        problems.append(
+            f"{featurized} featurized + {rejected} rejected != {listing.images_found} images found"
+        )
+    if problems:
+        raise OutputMismatch("outputs disagree: " + "; ".join(problems))
+    return {
+        "files_found": listing.files_found,
+        "files_ignored": listing.files_ignored,
+        "images_found": listing.images_found,
+        "images_featurized": featurized,
+        "images_rejected": rejected,
+        "images_unlabelled": listing.images_unlabelled,
+        "images_through_model": through_model,
+        "train_images": metrics["train_images"],
+        "test_images": metrics["test_images"],
+        "classes": len(metrics["per_class"]),
+        "rows": rows,
+    }
+
+
+def _manifest(run: _Run, counts: dict[str, Any], started_at: datetime) -> dict[str, Any]:
+    prepared = run.prepared
+    return {
+        "run_id": run.options.run_id,
+        "input": run.options.input,
+        "output": run.options.run_uri,
+        "started_at": started_at.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "counts": counts,
+        "options": run.options.as_dict(),
+        "versions": {
+            "featurizer": __version__,
+            "python": platform.python_version(),
+            "spark": run.spark.version,
+            "pyspark": pyspark.__version__,
+            "engine": engine_version(run.options.engine),
+        },
+        "model": {
+            "weights": prepared.weights.source,
+            "weights_sha256": prepared.weights.sha256,
+            "model_file": prepared.model_file.name,
+            "model_sha256": prepared.model_sha256,
+        },
+    }
+
+
+def summary_line(completed: dict[str, Any]) -> str:
+    s = completed["summary"]
+    return (
+        f"{s['images_featurized']:,} images featurized, {s['images_rejected']:,} rejected "
+        f"(of {s['images_found']:,} found); accuracy {s['accuracy']:.3f}, "
+        f"weighted F1 {s['weighted_f1']:.3f}; "
+        f"{s['duration_seconds']:.1f} s; outputs in {completed['output']}"
+    )
+
+
+def main(argv: Sequence[str] | None = None, local: bool = False, prog: str = "spark/main.py") -> int:
+    """Parse, prepare, run. Exit status: 0 done, 1 the run failed (`_FAILED.json`), 2 bad input."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = parse_options(argv, prog=prog)
+    progress = Progress()
+    try:
+        prepared = prepare(options)
+    except (InputError, WeightsUnavailable) as error:
+        progress.say(f"error: {error}")
+        return 2
+    spark = local_session() if local else submitted_session()
+    try:
+        completed = execute(spark, prepared, progress)
+    except RunFailed as error:
+        progress.say(
+            f"error: {error.__cause__ or error}\nrun failed; details in {options.run_uri}{FAILED_FLAG}"
+        )
+        return 1
+    progress.say(summary_line(completed))
+    return 0

@@ -1,0 +1,82 @@
+"""Fit: a Spark ML Pipeline StringIndexer -> StandardScaler -> PCA -> LogisticRegression -> IndexToString.
+
+The pipeline reads a vector column; `as_model_input` adds it to rows of the persisted `features/` Parquet
+(array<float>), so `PipelineModel.load(...).transform(as_model_input(features))` predicts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import PCA, IndexToString, StandardScaler, StringIndexer, StringIndexerModel
+from pyspark.ml.functions import array_to_vector
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from featurizer.options import FEATURE_COUNT
+
+FEATURES_VECTOR = "features_vector"
+LABEL_INDEX = "label_index"
+SCALED = "scaled"
+PCA_COLUMN = "pca"
+PREDICTED_LABEL = "predicted_label"
+
+
+class NotEnoughData(ValueError):
+    """The training or test split cannot support a classifier."""
+
+
+def as_model_input(features: DataFrame) -> DataFrame:
+    return features.withColumn(FEATURES_VECTOR, array_to_vector(F.col("features")))
+
+
+def _scaler() -> StandardScaler:
+    return StandardScaler(inputCol=FEATURES_VECTOR, outputCol=SCALED, withMean=True, withStd=True)
+
+
+def choose_k(train: DataFrame, variance: float) -> int:
+    """The smallest number of components whose cumulative explained variance reaches `variance`."""
+    full = Pipeline(stages=[_scaler(), PCA(k=FEATURE_COUNT, inputCol=SCALED, outputCol=PCA_COLUMN)]).fit(
+        train
+    )
+    cumulative = np.cumsum(full.stages[-1].explainedVariance.toArray())
+    return int(min(np.searchsorted(cumulative, variance - 1e-12) + 1, FEATURE_COUNT))
+
+
+def index_labels(train: DataFrame) -> StringIndexerModel:
+    indexer = StringIndexer(
+        inputCol="label", outputCol=LABEL_INDEX, handleInvalid="keep", stringOrderType="alphabetAsc"
+    ).fit(train)
+    if len(indexer.labels) < 2:
+        found = ", ".join(repr(x) for x in indexer.labels) or "none"
+        raise NotEnoughData(
+            f"the training split holds {len(indexer.labels)} class(es) ({found}); a classifier needs at "
+            "least 2: put each class's images in its own sub-folder of the input"
+        )
+    return indexer
+
+
+def fit(train: DataFrame, k: int, classify_on: Literal["scaled", "pca"]) -> PipelineModel:
+    """Fit on labelled training rows (with `as_model_input` applied)."""
+    indexer = index_labels(train)
+    stages = [
+        indexer,
+        _scaler(),
+        PCA(k=k, inputCol=SCALED, outputCol=PCA_COLUMN),
+        LogisticRegression(
+            featuresCol=SCALED if classify_on == "scaled" else PCA_COLUMN, labelCol=LABEL_INDEX
+        ),
+        IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=indexer.labels),
+    ]
+    return Pipeline(stages=stages).fit(train)
+
+
+def class_labels(model: PipelineModel) -> list[str]:
+    return list(model.stages[0].labels)
+
+
+def explained_variance(model: PipelineModel) -> list[float]:
+    return [float(x) for x in model.stages[2].explainedVariance.toArray()]

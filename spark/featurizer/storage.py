@@ -1,0 +1,169 @@
+"""Small-file I/O on the run's locations, local or S3: flags, JSON, single CSV files, clean-up.
+
+Spark writes the DataFrames; this module handles what sits beside them. On S3 it uses boto3 (which
+honours AWS_ENDPOINT_URL, so a local S3-compatible server works unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+S3_SCHEMES = ("s3", "s3a")
+
+
+class StorageError(Exception):
+    """A location cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+
+def is_s3(uri: str) -> bool:
+    return urlparse(uri).scheme in S3_SCHEMES
+
+
+def parse_s3(uri: str) -> S3Location:
+    parsed = urlparse(uri)
+    if parsed.scheme not in S3_SCHEMES or not parsed.netloc:
+        raise StorageError(f"{uri!r} is not an s3://bucket/key URI")
+    return S3Location(parsed.netloc, parsed.path.lstrip("/"))
+
+
+def local_path(uri: str) -> Path:
+    """The filesystem path of a local path or file:// URI."""
+    return Path(urlparse(uri).path) if uri.startswith("file:") else Path(uri)
+
+
+def spark_uri(uri: str) -> str:
+    """The URI Spark should read or write: absolute file:// for local paths, s3:// kept as is."""
+    if is_s3(uri):
+        return uri
+    return local_path(uri).resolve().as_uri()
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+@cache
+def _s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        _s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
+        return
+    path = local_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(uri: str, payload: Any) -> None:
+    write_bytes(uri, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        return _s3_client().get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
+    return local_path(uri).read_bytes()
+
+
+def read_json(uri: str) -> Any:
+    return json.loads(read_bytes(uri))
+
+
+def exists(uri: str) -> bool:
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        found = _s3_client().list_objects_v2(Bucket=loc.bucket, Prefix=loc.key, MaxKeys=1)
+        return found.get("KeyCount", 0) > 0
+    return local_path(uri).exists()
+
+
+def list_sizes(uri: str) -> list[tuple[str, int]]:
+    """(URI, size in bytes) of every file under a folder, recursively, in the folder's own form."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        prefix = loc.key.rstrip("/") + "/"
+        paginator = _s3_client().get_paginator("list_objects_v2")
+        return [
+            (f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}", obj["Size"])
+            for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+    root = local_path(uri)
+    return sorted((str(p), p.stat().st_size) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def list_files(uri: str) -> list[str]:
+    """Every file under a folder (recursively), as URIs in the folder's own form."""
+    return [path for path, _ in list_sizes(uri)]
+
+
+def list_folders(uri: str) -> list[str]:
+    """Names of the immediate sub-folders of a folder."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        prefix = loc.key.rstrip("/") + "/" if loc.key else ""
+        paginator = _s3_client().get_paginator("list_objects_v2")
+        return [
+            common["Prefix"][len(prefix) :].rstrip("/")
+            for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix, Delimiter="/")
+            for common in page.get("CommonPrefixes", [])
+        ]
+    root = local_path(uri)
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def delete_tree(uri: str) -> None:
+    """Delete a folder and everything under it; a missing folder is not an error."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        prefix = loc.key.rstrip("/") + "/"
+        client = _s3_client()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=loc.bucket, Delete={"Objects": keys, "Quiet": True})
+        return
+    shutil.rmtree(local_path(uri), ignore_errors=True)
+
+
+def move(src: str, dst: str) -> None:
+    """Move one file. On S3 the copy happens server-side (multipart for large objects), not through us."""
+    if is_s3(src) != is_s3(dst):
+        raise StorageError(f"cannot move {src} to {dst}: both must be on S3 or both local")
+    if is_s3(src):
+        s, d = parse_s3(src), parse_s3(dst)
+        client = _s3_client()
+        client.copy({"Bucket": s.bucket, "Key": s.key}, d.bucket, d.key)
+        client.delete_object(Bucket=s.bucket, Key=s.key)
+        return
+    target = local_path(dst)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(local_path(src), target)
+
+
+def download(uri: str, destination: Path) -> Path:
+    """Copy an s3:// object to a local file."""
+    loc = parse_s3(uri)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    _s3_client().download_file(loc.bucket, loc.key, str(destination))
+    return destination

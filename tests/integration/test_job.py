@@ -1,0 +1,264 @@
+"""The whole job on real Spark (local mode) and the real weights, on generated images."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from featurizer.job import COMPLETED_FLAG, FAILED_FLAG, execute, main, prepare
+from featurizer.model import as_model_input
+from featurizer.options import WEIGHTS_ENV, JobOptions
+from featurizer.progress import Progress
+from featurizer.samples import generate
+from tests.images import bad_files
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES_FOUND, REJECTED, FILES_FOUND = 75, 6, 77  # see the `dataset` fixture
+
+
+def run(spark: SparkSession, input_dir: Path, output: Path, run_id: str, weights: Path, **options) -> dict:
+    job = JobOptions(input=str(input_dir), output=str(output), run_id=run_id, weights=str(weights), **options)
+    return execute(spark, prepare(job), Progress(io.StringIO()))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def onnx_run(
+    spark: SparkSession, dataset: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    output = tmp_path_factory.mktemp("runs")
+    run(spark, dataset, output, "onnx-run", weights)
+    return output / "onnx-run"
+
+
+@pytest.fixture(scope="module")
+def submitted_run(dataset: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The entry point EMR Serverless runs, through spark-submit, with the tensorflow engine."""
+    output = tmp_path_factory.mktemp("submitted")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, WEIGHTS_ENV: str(weights)}
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    result = subprocess.run(
+        [
+            str(spark_submit),
+            "--master",
+            "local[2]",
+            str(REPO / "spark" / "main.py"),
+            "--input",
+            str(dataset),
+            "--output",
+            str(output),
+            "--run-id",
+            "tf-run",
+            "--engine",
+            "tensorflow",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "69 images featurized, 6 rejected" in result.stdout  # spark-submit merges Python's stderr into it
+    return output / "tf-run"
+
+
+def test_manifest_counts_match_every_output(spark: SparkSession, onnx_run: Path) -> None:
+    counts = read_json(onnx_run / "manifest.json")["counts"]
+    featurized = IMAGES_FOUND - REJECTED
+
+    assert counts["files_found"] == FILES_FOUND and counts["files_ignored"] == 2
+    assert counts["images_found"] == IMAGES_FOUND == counts["images_featurized"] + counts["images_rejected"]
+    assert counts["images_featurized"] == featurized and counts["images_unlabelled"] == 1
+    assert counts["images_through_model"] == featurized  # the CNN ran once per image, no more
+    assert counts["rows"] == {
+        "features": featurized,
+        "pca": featurized,
+        "pca_csv": featurized,
+        "rejected_csv": REJECTED,
+    }
+    assert spark.read.parquet(str(onnx_run / "features")).count() == featurized
+    assert spark.read.parquet(str(onnx_run / "pca")).count() == featurized
+    assert len(pd.read_csv(onnx_run / "pca.csv")) == featurized
+    assert len(pd.read_csv(onnx_run / "rejected.csv")) == REJECTED
+    assert counts["train_images"] + counts["test_images"] == featurized - 1
+
+
+def test_features_have_the_documented_schema(spark: SparkSession, onnx_run: Path, dataset: Path) -> None:
+    features = spark.read.parquet(str(onnx_run / "features"))
+
+    assert [(f.name, f.dataType.simpleString()) for f in features.schema] == [
+        ("image_id", "string"),
+        ("path", "string"),
+        ("label", "string"),
+        ("split", "string"),
+        ("features", "array<float>"),
+    ]
+    assert features.select(F.size("features").alias("n")).distinct().collect()[0]["n"] == 1280
+    labels = {r["label"] for r in features.select("label").distinct().collect()}
+    assert labels == {"Apple Crimson Snow", "Banana", "Blueberry", "Kiwi, golden", "Pêche (jaune)", None}
+
+
+def test_pca_csv_has_one_row_per_featurized_image(spark: SparkSession, onnx_run: Path) -> None:
+    csv = pd.read_csv(onnx_run / "pca.csv", keep_default_na=False)
+    ids = {r["image_id"] for r in spark.read.parquet(str(onnx_run / "features")).select("image_id").collect()}
+
+    assert list(csv.columns) == ["image_id", "label", "split"] + [f"pca_{i}" for i in range(1, 11)]
+    assert set(csv["image_id"]) == ids and csv["image_id"].is_unique
+    assert "Kiwi, golden" in set(csv["label"]) and "Pêche (jaune)" in set(csv["label"])
+    assert csv[[f"pca_{i}" for i in range(1, 11)]].notna().all().all()
+
+
+def test_rejected_files_are_listed_with_their_reason(onnx_run: Path) -> None:
+    rejected = pd.read_csv(onnx_run / "rejected.csv")
+
+    reasons = {
+        path.rsplit("/", 1)[-1]: reason
+        for path, reason in zip(rejected["path"], rejected["reason"], strict=True)
+    }
+    assert set(reasons) == set(bad_files())
+    for name, (_, reason) in bad_files().items():
+        assert reasons[name].startswith(reason)
+
+
+def test_completion_flag_is_written_last_and_summarizes_the_run(onnx_run: Path) -> None:
+    flag = onnx_run / COMPLETED_FLAG
+    others = [p for p in onnx_run.rglob("*") if p.is_file() and p != flag]
+    completed, metrics = read_json(flag), read_json(onnx_run / "metrics.json")
+
+    assert max(p.stat().st_mtime_ns for p in others) <= flag.stat().st_mtime_ns
+    assert not (onnx_run / FAILED_FLAG).exists() and not (onnx_run / "_staging").exists()
+    assert completed["status"] == "COMPLETED"
+    assert completed["summary"]["images_featurized"] == IMAGES_FOUND - REJECTED
+    assert completed["summary"]["accuracy"] == metrics["accuracy"]
+
+
+def test_timings_are_measured_per_stage(onnx_run: Path) -> None:
+    timings = read_json(onnx_run / "timings.json")
+
+    assert list(timings["stages"]) == ["read", "featurize", "persist", "fit", "evaluate", "write"]
+    assert all(seconds > 0 for seconds in timings["stages"].values())
+    assert sum(timings["stages"].values()) <= timings["total_seconds"]
+
+
+def test_metrics_cover_every_class_and_the_pca(onnx_run: Path) -> None:
+    metrics = read_json(onnx_run / "metrics.json")
+
+    assert metrics["accuracy"] >= 0.9  # five visually distinct classes
+    assert set(metrics["per_class"]) == {
+        "Apple Crimson Snow",
+        "Banana",
+        "Blueberry",
+        "Kiwi, golden",
+        "Pêche (jaune)",
+    }
+    assert np.sum(metrics["confusion_matrix"]["matrix"]) == metrics["test_images"]
+    assert metrics["pca"]["k"] == 10 and len(metrics["pca"]["explained_variance"]) == 10
+    assert np.all(np.diff(metrics["pca"]["cumulative"]) > 0) and metrics["pca"]["cumulative"][-1] <= 1.0
+
+
+def test_saved_model_loads_and_reproduces_the_test_accuracy(spark: SparkSession, onnx_run: Path) -> None:
+    model = PipelineModel.load(str(onnx_run / "model"))
+    features = as_model_input(spark.read.parquet(str(onnx_run / "features")))
+
+    test = model.transform(features.where("split = 'test'")).select("label", "predicted_label").collect()
+
+    accuracy = sum(r["label"] == r["predicted_label"] for r in test) / len(test)
+    assert accuracy == pytest.approx(read_json(onnx_run / "metrics.json")["accuracy"])
+
+
+def test_spark_submit_with_tensorflow_gives_the_same_ids_and_features(
+    spark: SparkSession, onnx_run: Path, submitted_run: Path
+) -> None:
+    def features(run_dir: Path) -> dict[str, np.ndarray]:
+        rows = spark.read.parquet(str(run_dir / "features")).select("image_id", "features").collect()
+        return {r["image_id"]: np.asarray(r["features"]) for r in rows}
+
+    onnx, tensorflow = features(onnx_run), features(submitted_run)
+
+    assert set(onnx) == set(tensorflow)
+    assert max(np.abs(onnx[i] - tensorflow[i]).max() for i in onnx) < 1e-3
+    assert read_json(submitted_run / "manifest.json")["versions"]["engine"].startswith("tensorflow")
+
+
+def test_failed_run_has_no_completion_flag_and_rerunning_its_id_replaces_it(
+    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one_class = tmp_path / "one-class"
+    generate(one_class, per_class=4, defects=False)
+    for folder in one_class.iterdir():
+        if folder.name != "Banana":
+            for image in folder.iterdir():
+                image.rename(one_class / "Banana" / f"{folder.name}-{image.name}")
+    argv = [
+        "--input",
+        str(one_class),
+        "--output",
+        str(tmp_path / "runs"),
+        "--run-id",
+        "r",
+        "--weights",
+        str(weights),
+    ]
+
+    assert main(argv, local=True) == 1
+
+    run_dir = tmp_path / "runs" / "r"
+    failed = read_json(run_dir / FAILED_FLAG)
+    assert (failed["stage"], failed["error"]) == ("fit", "NotEnoughData")
+    assert "at least 2" in failed["message"] and "at least 2" in capsys.readouterr().err
+    assert not (run_dir / COMPLETED_FLAG).exists()
+    assert spark.read.parquet(str(run_dir / "features")).count() == 20  # work done so far is kept
+
+    run(spark, dataset, tmp_path / "runs", "r", weights, pca_k=None, pca_variance=0.9, classify_on="pca")
+
+    assert not (run_dir / FAILED_FLAG).exists() and (run_dir / COMPLETED_FLAG).exists()
+    k = read_json(run_dir / "metrics.json")["pca"]["k"]
+    assert read_json(run_dir / "metrics.json")["pca"]["cumulative"][-1] >= 0.9
+    assert list(pd.read_csv(run_dir / "pca.csv").columns)[-1] == f"pca_{k}"
+
+
+def test_unusable_weights_stop_before_spark_and_keep_earlier_outputs(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = tmp_path / "runs" / "r" / COMPLETED_FLAG
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("{}")
+    argv = [
+        "--input",
+        str(dataset),
+        "--output",
+        str(tmp_path / "runs"),
+        "--run-id",
+        "r",
+        "--weights",
+        str(tmp_path / "missing.h5"),
+    ]
+
+    assert main(argv, local=True) == 2
+
+    message = capsys.readouterr().err
+    assert "no such file" in message and "--weights" in message and WEIGHTS_ENV in message
+    assert earlier.read_text() == "{}"
+
+
+def test_missing_input_is_reported_before_spark(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--input", str(tmp_path / "nowhere"), "--output", str(tmp_path), "--weights", str(weights)]
+
+    assert main(argv, local=True) == 2
+    assert "--input" in capsys.readouterr().err

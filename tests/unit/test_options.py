@@ -1,0 +1,65 @@
+import pytest
+
+from featurizer.options import WEIGHTS_ENV, parse_options
+
+BASE = ["--input", "in/", "--output", "out/"]
+
+
+def test_defaults() -> None:
+    options = parse_options([*BASE, "--run-id", "r1"], env={})
+
+    assert (options.engine, options.weights, options.pca_k, options.pca_variance) == (
+        "onnx",
+        "imagenet",
+        10,
+        None,
+    )
+    assert (options.classify_on, options.test_fraction, options.seed) == ("scaled", 0.2, 42)
+    assert options.run_uri == "out/r1/"
+
+
+def test_weights_default_comes_from_the_environment_and_the_option_wins() -> None:
+    env = {WEIGHTS_ENV: "/models/w.h5"}
+
+    assert parse_options(BASE, env=env).weights == "/models/w.h5"
+    assert parse_options([*BASE, "--weights", "s3://b/w.h5"], env=env).weights == "s3://b/w.h5"
+
+
+def test_pca_variance_replaces_the_default_k() -> None:
+    options = parse_options([*BASE, "--pca-variance", "0.95"], env={})
+
+    assert (options.pca_k, options.pca_variance) == (None, 0.95)
+
+
+def test_run_id_defaults_to_a_timestamp() -> None:
+    assert parse_options(BASE, env={}).run_id.startswith("run-")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--pca-k", "0"], "--pca-k: must be at least 1"),
+        (["--pca-k", "1281"], "--pca-k: must be at most 1280"),
+        (["--pca-k", "ten"], "--pca-k: expected a whole number"),
+        (["--pca-k", "5", "--pca-variance", "0.9"], "not allowed with argument"),
+        (["--pca-variance", "1.5"], "--pca-variance: must be strictly between 0 and 1"),
+        (["--test-fraction", "0"], "--test-fraction: must be strictly between 0 and 1"),
+        (["--engine", "torch"], "--engine: invalid choice: 'torch'"),
+        (["--classify-on", "raw"], "--classify-on: invalid choice"),
+        (["--run-id", "../etc"], "is not a usable run id"),
+        (["--input", "http://x/y"], "unsupported scheme http://"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_option(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_options([*BASE, *argv], env={})
+
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_input_is_named(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_options(["--output", "out/"], env={})
+
+    assert "--input" in capsys.readouterr().err
