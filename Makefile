@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup s3a demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+s3a: setup
+	$(BIN)/python packaging/s3a_jars.py
+
 demo: setup
 	@test -d demo/images || $(BIN)/featurizer sample --output demo/images
 	$(BIN)/featurizer run --input demo/images --output demo/runs --run-id demo
@@ -27,7 +30,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint s3a
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -40,7 +40,13 @@ from featurizer.outputs import (
     write_single_csv,
 )
 from featurizer.progress import Progress
-from featurizer.session import configure_job, local_session, submitted_session
+from featurizer.session import (
+    S3ConnectorMissing,
+    configure_job,
+    local_session,
+    require_s3a,
+    submitted_session,
+)
 from featurizer.timings import StageTimer
 from featurizer.weights import Weights, WeightsUnavailable, resolve_weights, sha256_of
 
@@ -152,7 +158,7 @@ def _execute(run: _Run, started_at: datetime) -> dict[str, Any]:
             "put images in one sub-folder per class"
         )
 
-    staging = run.uri("_staging")
+    staging = run.uri("featurize-staging")  # not "_...": Spark ignores such paths
     with run.stage("featurize", total=listing.images_found, done=lambda: processed.value):
         write_parquet(featurize(images, spec, options.batch_size, processed, through_model), staging)
 
@@ -290,8 +296,10 @@ def main(argv: Sequence[str] | None = None, local: bool = False, prog: str = "sp
     options = parse_options(argv, prog=prog)
     progress = Progress()
     try:
+        if local and any(storage.is_s3(uri) for uri in (options.input, options.output)):
+            require_s3a()
         prepared = prepare(options)
-    except (InputError, WeightsUnavailable) as error:
+    except (InputError, WeightsUnavailable, S3ConnectorMissing) as error:
         progress.say(f"error: {error}")
         return 2
     spark = local_session() if local else submitted_session()

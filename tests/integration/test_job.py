@@ -140,7 +140,7 @@ def test_completion_flag_is_written_last_and_summarizes_the_run(onnx_run: Path) 
     completed, metrics = read_json(flag), read_json(onnx_run / "metrics.json")
 
     assert max(p.stat().st_mtime_ns for p in others) <= flag.stat().st_mtime_ns
-    assert not (onnx_run / FAILED_FLAG).exists() and not (onnx_run / "_staging").exists()
+    assert not (onnx_run / FAILED_FLAG).exists() and not (onnx_run / "featurize-staging").exists()
     assert completed["status"] == "COMPLETED"
     assert completed["summary"]["images_featurized"] == IMAGES_FOUND - REJECTED
     assert completed["summary"]["accuracy"] == metrics["accuracy"]
@@ -262,3 +262,12 @@ def test_missing_input_is_reported_before_spark(
 
     assert main(argv, local=True) == 2
     assert "--input" in capsys.readouterr().err
+
+
+def test_s3_on_local_spark_without_the_connector_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEATURIZER_S3A_JARS", str(tmp_path / "no-jars"))
+
+    assert main(["--input", "s3://data/inbox/fruits/", "--output", str(tmp_path)], local=True) == 2
+    assert "make s3a" in capsys.readouterr().err
