@@ -24,7 +24,7 @@ def models_dir() -> Path:
     if not value or not (Path(value) / NO_TOP).is_file():
         pytest.fail(
             f"{MODELS_ENV} must name a folder holding {NO_TOP} (e.g. ../shared/models); it is {value!r}. "
-            "`make test` sets it when ../shared/models exists."
+            "`.ci/run` sets it to ../shared/models."
         )
     return Path(value)
 

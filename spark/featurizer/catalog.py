@@ -6,7 +6,7 @@ later, by the featurize step, and never shuffled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -32,16 +32,10 @@ class CatalogSummary:
     files_found: int
     images_found: int
     images_unlabelled: int
-    train_per_class: dict[str, int] = field(default_factory=dict)
-    test_per_class: dict[str, int] = field(default_factory=dict)
 
     @property
     def files_ignored(self) -> int:
         return self.files_found - self.images_found
-
-    @property
-    def classes(self) -> list[str]:
-        return sorted(set(self.train_per_class) | set(self.test_per_class))
 
 
 def detect_layout(spark: SparkSession, input_uri: str) -> Layout:
@@ -93,7 +87,7 @@ def _empty_files(spark: SparkSession, input_uri: str, scanned: DataFrame) -> Dat
     root = input_uri.rstrip("/") if storage.is_s3(input_uri) else str(storage.local_path(input_uri).resolve())
     paths = [
         uri if storage.is_s3(uri) else f"file:{uri}"
-        for uri, size in storage.list_sizes(root)
+        for uri, size in storage.iter_sizes(root)
         if size == 0 and not any(part[:1] in ("_", ".") for part in uri[len(root) :].split("/"))
     ]
     return spark.createDataFrame([(p,) for p in paths], "path string") if paths else None
@@ -174,13 +168,9 @@ def catalog(
 def summarize(files: DataFrame, images: DataFrame) -> CatalogSummary:
     """Counts of the listing, from file names only (no image is read)."""
     files_found = files.select("path").count()
-    rows = images.groupBy("label", "split").count().collect()
-    train = {r["label"]: r["count"] for r in rows if r["split"] == "train"}
-    test = {r["label"]: r["count"] for r in rows if r["split"] == "test"}
+    rows = images.groupBy(F.col("label").isNull().alias("unlabelled")).count().collect()
     return CatalogSummary(
         files_found=files_found,
         images_found=sum(r["count"] for r in rows),
-        images_unlabelled=sum(r["count"] for r in rows if r["label"] is None),
-        train_per_class=train,
-        test_per_class=test,
+        images_unlabelled=sum(r["count"] for r in rows if r["unlabelled"]),
     )

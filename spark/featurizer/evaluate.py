@@ -13,7 +13,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from featurizer.model import LABEL_INDEX, class_labels, explained_variance
+from featurizer.model import LABEL_INDEX, NotEnoughData, class_labels, explained_variance
 
 
 def confusion_matrix(predictions: DataFrame, classes: int) -> np.ndarray:
@@ -37,6 +37,11 @@ def classification_metrics(matrix: np.ndarray, labels: list[str]) -> dict[str, A
     recall = _ratio(true_positive, support)
     f1 = _ratio(2 * precision * recall, precision + recall)
     total = support.sum()
+    if total == 0:
+        raise NotEnoughData(
+            "no test image belongs to a class seen in training: the Test/ folders' classes must also "
+            "be in Training/"
+        )
     return {
         "accuracy": float(true_positive.sum() / total),
         "weighted_f1": float((f1 * support).sum() / total),

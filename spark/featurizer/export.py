@@ -11,6 +11,8 @@ from featurizer.weights import Weights, WeightsUnavailable, cache_dir
 
 ONNX_OPSET = 17
 ONNX_INPUT = "images"
+WEIGHTS_SOURCE_KEY = "featurizer.weights"
+WEIGHTS_SHA256_KEY = "featurizer.weights_sha256"
 
 
 def keras_feature_model(weights_path: Path) -> Any:
@@ -36,14 +38,23 @@ def export_onnx(weights: Weights, directory: Path | None = None) -> Path:
     target = (directory or cache_dir() / "onnx") / f"mobilenet_v2_features_{weights.sha256[:16]}.onnx"
     if target.is_file():
         return target
-    import tensorflow as tf
-    import tf2onnx
+    try:
+        import tensorflow as tf
+        import tf2onnx
+    except ImportError as error:
+        raise WeightsUnavailable(
+            "exporting the ONNX model needs tensorflow, which this environment lacks: pass --model with "
+            "an ONNX file built by packaging/build_model.py, or install the 'tensorflow' extra"
+        ) from error
 
     model = keras_feature_model(weights.path)
     signature = (tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, 3), tf.float32, name=ONNX_INPUT),)
     proto, _ = tf2onnx.convert.from_function(
         tf.function(lambda images: model(images, training=False)), input_signature=signature, opset=ONNX_OPSET
     )
+    for key, value in {WEIGHTS_SOURCE_KEY: weights.source, WEIGHTS_SHA256_KEY: weights.sha256}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     partial.write_bytes(proto.SerializeToString())

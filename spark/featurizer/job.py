@@ -3,7 +3,8 @@
 Run on EMR Serverless (or any Spark) with:
 
     spark-submit spark/main.py --input s3://BUCKET/inbox/DATASET/ --output s3://BUCKET/runs/DATASET/ \
-        --run-id RUN_ID [--engine onnx|tensorflow] [--weights imagenet|PATH|s3://...] [--pca-k 10]
+        --run-id RUN_ID [--engine onnx|tensorflow] [--model PATH|s3://...onnx]
+        [--weights imagenet|PATH|s3://...h5] [--pca-k 10]
 
 and locally with `featurizer run` (same options), which starts Spark in local mode first.
 """
@@ -12,23 +13,25 @@ from __future__ import annotations
 
 import logging
 import platform
+import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyspark
-from pyspark.sql import SparkSession
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurizer import __version__, storage
+from featurizer.artifact import ModelArtifact, model_for
 from featurizer.catalog import CatalogSummary, catalog, summarize
 from featurizer.engines import EngineSpec, engine_version
 from featurizer.evaluate import evaluate
-from featurizer.export import export_onnx
 from featurizer.featurize import featurize
 from featurizer.model import NotEnoughData, as_model_input, choose_k, fit
 from featurizer.options import JobOptions, parse_options
@@ -48,7 +51,7 @@ from featurizer.session import (
     submitted_session,
 )
 from featurizer.timings import StageTimer
-from featurizer.weights import Weights, WeightsUnavailable, resolve_weights, sha256_of
+from featurizer.weights import WeightsUnavailable
 
 log = logging.getLogger("featurizer")
 
@@ -70,27 +73,23 @@ class RunFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Prepared:
-    """Everything settled before Spark starts: options, weights and the model file workers load."""
+    """Everything settled before Spark starts: the options and the model file the workers load."""
 
     options: JobOptions
-    weights: Weights
-    model_file: Path
-    model_sha256: str
+    model: ModelArtifact
 
 
 def prepare(options: JobOptions) -> Prepared:
     """Check the input and get the model, so that a bad argument stops the job before any Spark work."""
     try:
-        present = storage.exists(options.input)
+        present = storage.folder_has_files(options.input)
     except Exception as error:  # botocore: credentials, endpoint, access denied
         raise InputError(f"--input {options.input} cannot be read: {error}") from error
     if not present:
         raise InputError(
             f"--input {options.input} does not exist or is empty: point it at a folder of images"
         )
-    weights = resolve_weights(options.weights)
-    model_file = export_onnx(weights) if options.engine == "onnx" else weights.path
-    return Prepared(options, weights, model_file, sha256_of(model_file))
+    return Prepared(options, model_for(options))
 
 
 @dataclass
@@ -116,47 +115,100 @@ class _Run:
 
 
 def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict[str, Any]:
-    """Run every stage and write the outputs; returns the `_COMPLETED.json` payload."""
+    """Run every stage and write the outputs; returns the `_COMPLETED.json` payload.
+
+    The input is listed before anything under `<output>/<run_id>/` is touched: an input with no images
+    raises InputError and leaves an earlier run of that id as it was. After that, the run id's folder is
+    replaced, and any failure leaves `_FAILED.json` beside whatever was written so far.
+    """
     options = prepared.options
     started_at = datetime.now(UTC)
     run = _Run(spark, prepared, progress, StageTimer())
-    storage.delete_tree(options.run_uri)  # re-running a run id replaces that run, never mixes two
+    replaced = False
     try:
-        return _execute(run, started_at)
+        with run.stage("read"):
+            files, images = catalog(spark, options.input, options.test_fraction, options.seed)
+            listing = summarize(files, images)
+        if listing.images_found == 0:
+            raise InputError(
+                f"no .jpg, .jpeg or .png file under {options.input} ({listing.files_found} other files): "
+                "put images in one sub-folder per class"
+            )
+        storage.delete_tree(options.run_uri)  # re-running a run id replaces that run, never mixes two
+        replaced = True
+        return _execute(run, images, listing, started_at)
+    except InputError:
+        raise
     except Exception as error:
         log.exception("run %s failed in stage %s", options.run_id, run.timer.current)
-        storage.write_json(
-            run.uri(FAILED_FLAG),
+        name, message = error_summary(error)
+        _record_failure(
+            run,
+            replaced,
             {
                 "status": "FAILED",
                 "run_id": options.run_id,
                 "output": options.run_uri,
                 "finished_at": datetime.now(UTC).isoformat(),
                 "stage": run.timer.current,
-                "error": type(error).__name__,
-                "message": str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
-                "traceback": traceback.format_exc(limit=8),
+                "error": name,
+                "message": message,
+                "traceback": traceback.format_exc(limit=8)[-20_000:],
             },
         )
-        raise RunFailed(f"run {options.run_id} failed in stage {run.timer.current}: {error}") from error
+        raise RunFailed(f"run {options.run_id} failed in stage {run.timer.current}: {message}") from error
 
 
-def _execute(run: _Run, started_at: datetime) -> dict[str, Any]:
+def _record_failure(run: _Run, replaced: bool, failure: dict[str, Any]) -> None:
+    """Write `_FAILED.json`; if even that fails, the log (and the exit status) still say so."""
+    try:
+        if not replaced:
+            storage.delete_tree(run.options.run_uri)
+        storage.write_json(run.uri(FAILED_FLAG), failure)
+    except Exception:
+        log.exception("could not write %s", run.uri(FAILED_FLAG))
+
+
+_JAVA_EXCEPTION = re.compile(r"^(?:Caused by: )?(?:[\w$]+\.)*(\w+(?:Error|Exception)): (.+)$")
+
+
+def _python_exception_lines(text: str) -> list[str]:
+    """The `Name: message` line that ends each Python traceback embedded in the text."""
+    lines, found = text.splitlines(), []
+    for index, line in enumerate(lines):
+        if line.rstrip().endswith("Traceback (most recent call last):"):
+            # Frames and source lines are indented; the first line that is not is the exception.
+            end = next((c for c in lines[index + 1 :] if c and not c[0].isspace()), "")
+            if ": " in end:
+                found.append(end)
+    return found
+
+
+def error_summary(error: BaseException) -> tuple[str, str]:
+    """(name, one-line message) a person can act on, also for errors raised inside Spark or its workers.
+
+    A failure in a Python worker reaches the driver as a Java exception wrapping the worker's traceback,
+    whose last line says what went wrong; a JVM failure's own `SomeException: message` line comes next.
+    """
+    text = str(error).strip()
+    if isinstance(error, Py4JError | PySparkException):
+        python = _python_exception_lines(text)
+        if python:
+            name, message = python[-1].split(": ", 1)
+            return name.rsplit(".", 1)[-1], message.strip()[:1000]
+        java = [m for line in text.splitlines() if (m := _JAVA_EXCEPTION.match(line.strip()))]
+        if java:
+            return java[-1].group(1), java[-1].group(2)[:1000]
+    return type(error).__name__, (text.splitlines()[0] if text else type(error).__name__)[:1000]
+
+
+def _execute(run: _Run, images: DataFrame, listing: CatalogSummary, started_at: datetime) -> dict[str, Any]:
     spark, options, prepared = run.spark, run.options, run.prepared
     sc = spark.sparkContext
     configure_job(spark, options.batch_size)
-    sc.addFile(str(prepared.model_file))
-    spec = EngineSpec(options.engine, prepared.model_file.name)
+    sc.addFile(str(prepared.model.path))
+    spec = EngineSpec(options.engine, prepared.model.path.name)
     processed, through_model = sc.accumulator(0), sc.accumulator(0)
-
-    with run.stage("read"):
-        files, images = catalog(spark, options.input, options.test_fraction, options.seed)
-        listing = summarize(files, images)
-    if listing.images_found == 0:
-        raise InputError(
-            f"no .jpg, .jpeg or .png file under {options.input} ({listing.files_found} other files): "
-            "put images in one sub-folder per class"
-        )
 
     staging = run.uri("featurize-staging")  # not "_...": Spark ignores such paths
     with run.stage("featurize", total=listing.images_found, done=lambda: processed.value):
@@ -271,12 +323,7 @@ def _manifest(run: _Run, counts: dict[str, Any], started_at: datetime) -> dict[s
             "pyspark": pyspark.__version__,
             "engine": engine_version(run.options.engine),
         },
-        "model": {
-            "weights": prepared.weights.source,
-            "weights_sha256": prepared.weights.sha256,
-            "model_file": prepared.model_file.name,
-            "model_sha256": prepared.model_sha256,
-        },
+        "model": prepared.model.as_dict(),
     }
 
 
@@ -305,10 +352,11 @@ def main(argv: Sequence[str] | None = None, local: bool = False, prog: str = "sp
     spark = local_session() if local else submitted_session()
     try:
         completed = execute(spark, prepared, progress)
+    except InputError as error:
+        progress.say(f"error: {error}")
+        return 2
     except RunFailed as error:
-        progress.say(
-            f"error: {error.__cause__ or error}\nrun failed; details in {options.run_uri}{FAILED_FLAG}"
-        )
+        progress.say(f"error: {error}\nrun failed; details in {options.run_uri}{FAILED_FLAG}")
         return 1
     progress.say(summary_line(completed))
     return 0

@@ -18,6 +18,8 @@ from pyspark.sql import functions as F
 
 from featurizer.options import FEATURE_COUNT
 
+# Positions of the fitted stages in the PipelineModel `fit` returns.
+INDEXER_STAGE, SCALER_STAGE, PCA_STAGE = 0, 1, 2
 FEATURES_VECTOR = "features_vector"
 LABEL_INDEX = "label_index"
 SCALED = "scaled"
@@ -75,8 +77,13 @@ def fit(train: DataFrame, k: int, classify_on: Literal["scaled", "pca"]) -> Pipe
 
 
 def class_labels(model: PipelineModel) -> list[str]:
-    return list(model.stages[0].labels)
+    return list(model.stages[INDEXER_STAGE].labels)
 
 
 def explained_variance(model: PipelineModel) -> list[float]:
-    return [float(x) for x in model.stages[2].explainedVariance.toArray()]
+    return [float(x) for x in model.stages[PCA_STAGE].explainedVariance.toArray()]
+
+
+def projection(model: PipelineModel) -> PipelineModel:
+    """The fitted StandardScaler and PCA alone: projects any image, labelled or not."""
+    return PipelineModel(stages=model.stages[SCALER_STAGE : PCA_STAGE + 1])

@@ -25,6 +25,7 @@ class JobOptions:
     run_id: str
     engine: Literal["onnx", "tensorflow"] = "onnx"
     weights: str = "imagenet"
+    model: str | None = None
     pca_k: int | None = 10
     pca_variance: float | None = None
     classify_on: Literal["scaled", "pca"] = "scaled"
@@ -132,6 +133,13 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         f"weights file without top (default: ${WEIGHTS_ENV} if set, else imagenet; "
         f"now {default_weights!r})",
     )
+    parser.add_argument(
+        "--model",
+        type=_location,
+        default=None,
+        help="a prebuilt ONNX feature model (path or s3://, from packaging/build_model.py) for the onnx "
+        "engine; when given, --weights is not used and TensorFlow is not needed",
+    )
     pca = parser.add_mutually_exclusive_group()
     pca.add_argument("--pca-k", type=_pca_k, default=None, help="number of PCA components (default 10)")
     pca.add_argument(
@@ -164,7 +172,10 @@ def parse_options(
     argv: Sequence[str] | None, prog: str = "featurizer run", env: Mapping[str, str] | None = None
 ) -> JobOptions:
     """Parse job arguments; argparse exits with status 2 and a message naming the bad argument."""
-    args = build_parser(prog, os.environ if env is None else env).parse_args(argv)
+    parser = build_parser(prog, os.environ if env is None else env)
+    args = parser.parse_args(argv)
+    if args.model and args.engine != "onnx":
+        parser.error("--model is an ONNX file for --engine onnx; --engine tensorflow reads --weights")
     pca_k = args.pca_k if args.pca_k is not None or args.pca_variance is not None else 10
     return JobOptions(
         input=args.input,
@@ -172,6 +183,7 @@ def parse_options(
         run_id=args.run_id or default_run_id(),
         engine=args.engine,
         weights=args.weights,
+        model=args.model,
         pca_k=pca_k,
         pca_variance=args.pca_variance,
         classify_on=args.classify_on,

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurizer import storage
-from featurizer.model import PCA_COLUMN, as_model_input
+from featurizer.model import PCA_COLUMN, as_model_input, projection
 
 # RFC 4180 quoting, so labels and paths with commas, quotes or non-ASCII letters read back intact.
 CSV_OPTIONS = {"header": "true", "escape": '"', "encoding": "UTF-8"}
@@ -41,9 +41,10 @@ def count_csv_rows(spark: SparkSession, uri: str) -> int:
 
 def pca_projection(model: PipelineModel, features: DataFrame, k: int) -> DataFrame:
     """image_id, label, split, pca_1..pca_k for every featurized image (labelled or not)."""
-    projection = PipelineModel(stages=model.stages[1:3])  # StandardScaler, PCA
-    projected = projection.transform(as_model_input(features)).withColumn(
-        "_pca", vector_to_array(F.col(PCA_COLUMN))
+    projected = (
+        projection(model)
+        .transform(as_model_input(features))
+        .withColumn("_pca", vector_to_array(F.col(PCA_COLUMN)))
     )
     return projected.select(
         "image_id", "label", "split", *(F.col("_pca")[i].alias(f"pca_{i + 1}") for i in range(k))

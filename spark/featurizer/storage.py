@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -45,10 +46,18 @@ def local_path(uri: str) -> Path:
 
 
 def spark_uri(uri: str) -> str:
-    """The URI Spark should read or write: absolute file:// for local paths, s3:// kept as is."""
+    """The URI Spark should read or write: absolute file:// for local paths, s3:// kept as is.
+
+    Not percent-encoded: Hadoop's Path takes the characters as they are ("My Pictures", "é", "%", "#").
+    """
     if is_s3(uri):
         return uri
-    return local_path(uri).resolve().as_uri()
+    return f"file://{local_path(uri).resolve()}"
+
+
+def _folder_prefix(key: str) -> str:
+    """The S3 prefix of the objects inside a folder key ("" for the bucket's root)."""
+    return key.rstrip("/") + "/" if key.strip("/") else ""
 
 
 def join(base: str, *parts: str) -> str:
@@ -85,43 +94,56 @@ def read_bytes(uri: str) -> bytes:
     return local_path(uri).read_bytes()
 
 
-def read_json(uri: str) -> Any:
-    return json.loads(read_bytes(uri))
-
-
 def exists(uri: str) -> bool:
+    """Whether a file exists."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        found = _s3_client().list_objects_v2(Bucket=loc.bucket, Prefix=loc.key, MaxKeys=1)
+        try:
+            _s3_client().head_object(Bucket=loc.bucket, Key=loc.key)
+        except _s3_client().exceptions.ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey"):
+                return False
+            raise
+        return True
+    return local_path(uri).is_file()
+
+
+def folder_has_files(uri: str) -> bool:
+    """Whether a folder holds at least one file (s3://b/inbox/fru does not match inbox/fruits/)."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        found = _s3_client().list_objects_v2(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key), MaxKeys=1)
         return found.get("KeyCount", 0) > 0
-    return local_path(uri).exists()
+    root = local_path(uri)
+    return root.is_dir() and any(p.is_file() for p in root.rglob("*"))
 
 
-def list_sizes(uri: str) -> list[tuple[str, int]]:
+def iter_sizes(uri: str) -> Iterator[tuple[str, int]]:
     """(URI, size in bytes) of every file under a folder, recursively, in the folder's own form."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        prefix = loc.key.rstrip("/") + "/"
         paginator = _s3_client().get_paginator("list_objects_v2")
-        return [
-            (f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}", obj["Size"])
-            for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix)
-            for obj in page.get("Contents", [])
-        ]
+        for page in paginator.paginate(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key)):
+            for obj in page.get("Contents", []):
+                yield f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}", obj["Size"]
+        return
     root = local_path(uri)
-    return sorted((str(p), p.stat().st_size) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    if root.is_dir():
+        for path in root.rglob("*"):
+            if path.is_file():
+                yield str(path), path.stat().st_size
 
 
 def list_files(uri: str) -> list[str]:
     """Every file under a folder (recursively), as URIs in the folder's own form."""
-    return [path for path, _ in list_sizes(uri)]
+    return [path for path, _ in iter_sizes(uri)]
 
 
 def list_folders(uri: str) -> list[str]:
     """Names of the immediate sub-folders of a folder."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        prefix = loc.key.rstrip("/") + "/" if loc.key else ""
+        prefix = _folder_prefix(loc.key)
         paginator = _s3_client().get_paginator("list_objects_v2")
         return [
             common["Prefix"][len(prefix) :].rstrip("/")
@@ -133,17 +155,24 @@ def list_folders(uri: str) -> list[str]:
 
 
 def delete_tree(uri: str) -> None:
-    """Delete a folder and everything under it; a missing folder is not an error."""
+    """Delete a folder and everything under it; a missing folder is not an error, a failed delete is."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        prefix = loc.key.rstrip("/") + "/"
+        prefix = _folder_prefix(loc.key)
+        if not prefix:
+            raise StorageError(f"refusing to delete the whole bucket {uri}")
         client = _s3_client()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
             keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
             if keys:
-                client.delete_objects(Bucket=loc.bucket, Delete={"Objects": keys, "Quiet": True})
+                failed = client.delete_objects(Bucket=loc.bucket, Delete={"Objects": keys, "Quiet": True})
+                if failed.get("Errors"):
+                    first = failed["Errors"][0]
+                    raise StorageError(f"cannot delete s3://{loc.bucket}/{first['Key']}: {first['Message']}")
         return
-    shutil.rmtree(local_path(uri), ignore_errors=True)
+    path = local_path(uri)
+    if path.exists():
+        shutil.rmtree(path)
 
 
 def move(src: str, dst: str) -> None:

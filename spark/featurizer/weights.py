@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,17 +62,17 @@ def _download_imagenet() -> Path:
         raise _unavailable(IMAGENET, f"the download from {IMAGENET_URL} failed ({error})") from error
 
 
+def download_to_cache(uri: str) -> Path:
+    """A local copy of an s3:// file, at a place fixed by its URI: re-downloaded, never piled up."""
+    folder = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    return storage.download(uri, cache_dir() / "downloads" / folder / Path(uri).name)
+
+
 def _fetch_s3(uri: str) -> Path:
-    target = Path(tempfile.mkdtemp(prefix="weights-", dir=_ensure(cache_dir()))) / Path(uri).name
     try:
-        return storage.download(uri, target)
+        return download_to_cache(uri)
     except Exception as error:  # botocore raises several unrelated types for missing objects and credentials
         raise _unavailable(uri, f"it could not be downloaded ({error})") from error
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def resolve_weights(source: str) -> Weights:

@@ -16,11 +16,13 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from featurizer.job import COMPLETED_FLAG, FAILED_FLAG, execute, main, prepare
+from featurizer import job
+from featurizer.job import COMPLETED_FLAG, FAILED_FLAG, RunFailed, execute, main, prepare
 from featurizer.model import as_model_input
 from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.progress import Progress
 from featurizer.samples import generate
+from tests.conftest import WITH_TOP
 from tests.images import bad_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,33 +199,25 @@ def test_spark_submit_with_tensorflow_gives_the_same_ids_and_features(
 def test_failed_run_has_no_completion_flag_and_rerunning_its_id_replaces_it(
     spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    one_class = tmp_path / "one-class"
+    one_class = tmp_path / "in put %+#é"  # roots with characters URIs escape, input and output alike
     generate(one_class, per_class=4, defects=False)
     for folder in one_class.iterdir():
         if folder.name != "Banana":
             for image in folder.iterdir():
                 image.rename(one_class / "Banana" / f"{folder.name}-{image.name}")
-    argv = [
-        "--input",
-        str(one_class),
-        "--output",
-        str(tmp_path / "runs"),
-        "--run-id",
-        "r",
-        "--weights",
-        str(weights),
-    ]
+    runs = tmp_path / "runs é #1 50%"
+    argv = ["--input", str(one_class), "--output", str(runs), "--run-id", "r", "--weights", str(weights)]
 
     assert main(argv, local=True) == 1
 
-    run_dir = tmp_path / "runs" / "r"
+    run_dir = runs / "r"
     failed = read_json(run_dir / FAILED_FLAG)
     assert (failed["stage"], failed["error"]) == ("fit", "NotEnoughData")
     assert "at least 2" in failed["message"] and "at least 2" in capsys.readouterr().err
     assert not (run_dir / COMPLETED_FLAG).exists()
     assert spark.read.parquet(str(run_dir / "features")).count() == 20  # work done so far is kept
 
-    run(spark, dataset, tmp_path / "runs", "r", weights, pca_k=None, pca_variance=0.9, classify_on="pca")
+    run(spark, dataset, runs, "r", weights, pca_k=None, pca_variance=0.9, classify_on="pca")
 
     assert not (run_dir / FAILED_FLAG).exists() and (run_dir / COMPLETED_FLAG).exists()
     k = read_json(run_dir / "metrics.json")["pca"]["k"]
@@ -271,3 +265,58 @@ def test_s3_on_local_spark_without_the_connector_says_how_to_get_it(
 
     assert main(["--input", "s3://data/inbox/fruits/", "--output", str(tmp_path)], local=True) == 2
     assert "make s3a" in capsys.readouterr().err
+
+
+def test_outputs_that_disagree_fail_the_run_instead_of_completing_it(
+    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job, "count_csv_rows", lambda spark, uri: 1)  # as if a CSV lost rows
+
+    with pytest.raises(RunFailed, match="outputs disagree"):
+        run(spark, dataset, tmp_path, "r", weights)
+
+    assert read_json(tmp_path / "r" / FAILED_FLAG)["error"] == "OutputMismatch"
+    assert not (tmp_path / "r" / COMPLETED_FLAG).exists()
+
+
+def test_an_input_without_images_changes_nothing(
+    spark: SparkSession, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in" / "Banana").mkdir(parents=True)
+    (tmp_path / "in" / "Banana" / "notes.txt").write_text("no pictures here")
+    earlier = tmp_path / "runs" / "r" / COMPLETED_FLAG
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("{}")
+    argv = [
+        "--input",
+        str(tmp_path / "in"),
+        "--output",
+        str(tmp_path / "runs"),
+        "--run-id",
+        "r",
+        "--weights",
+        str(weights),
+    ]
+
+    assert main(argv, local=True) == 2
+
+    assert "no .jpg, .jpeg or .png file" in capsys.readouterr().err
+    assert earlier.read_text() == "{}" and not (tmp_path / "runs" / "r" / FAILED_FLAG).exists()
+
+
+def test_weights_of_another_model_stop_the_tensorflow_engine_before_spark(
+    dataset: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--input",
+        str(dataset),
+        "--output",
+        str(tmp_path),
+        "--engine",
+        "tensorflow",
+        "--weights",
+        str(models_dir / WITH_TOP),
+    ]
+
+    assert main(argv, local=True) == 2
+    assert "does not hold MobileNetV2" in capsys.readouterr().err

@@ -1,0 +1,192 @@
+"""Deploy the whole service in one command: build the job artifacts, upload them, sam build + sam deploy.
+
+    python packaging/deploy.py --email you@example.com [--stack-name image-featurizer] \
+        [--weights imagenet|PATH|s3://...h5] [--architecture X86_64|ARM64] [--with-tensorflow]
+
+1. checks what it needs before doing anything: the SAM CLI, a running Docker engine (the EMR environment
+   is built on Amazon Linux 2023 for the workers' architecture), AWS credentials;
+2. builds the ONNX model (packaging/build_model.py) and the packed environment(s) (packaging/Dockerfile);
+3. creates the stack on the first deploy (its artifacts bucket is part of it);
+4. uploads the entry point, the environment(s), the model and the Keras weights under content-addressed
+   keys (`<kind>/<sha256[:16]>/<name>`): an upload never changes what a running job reads;
+5. deploys the stack again with those keys as parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
+
+
+class PrerequisiteMissing(Exception):
+    """Something the deploy needs is not there; the message says what and how to get it."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    parameter: str  # the template parameter that receives the key
+    path: Path
+    kind: str
+    checksum: Path | None = None  # uploaded beside the artifact as <key>.sha256 (the job checks the model)
+
+    def key(self) -> str:
+        """Content-addressed: a new build gets a new key; the same bytes always get the same one."""
+        digest = hashlib.sha256()
+        with self.path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return f"{self.kind}/{digest.hexdigest()[:16]}/{self.path.name}"
+
+
+def check_prerequisites(sam: str | None, docker: str | None, credentials: Any) -> None:
+    """Raise with every missing prerequisite named, before any build or upload."""
+    missing = []
+    if not sam:
+        missing.append("the AWS SAM CLI (`sam`): pip install aws-sam-cli, or see docs/control-plane.md")
+    if not docker:
+        missing.append("Docker with buildx, to build the job environment for Amazon Linux 2023")
+    elif subprocess.run([docker, "info"], capture_output=True).returncode != 0:
+        missing.append("a running Docker engine (`docker info` fails): start Docker")
+    if credentials is None:
+        missing.append("AWS credentials: run `aws configure` or `aws sso login`, or set AWS_PROFILE")
+    if missing:
+        raise PrerequisiteMissing("cannot deploy yet; missing:\n  - " + "\n  - ".join(missing))
+
+
+def upload(s3: Any, bucket: str, artifacts: list[Artifact]) -> dict[str, str]:
+    """Upload each artifact unless its content-addressed key is already there; returns parameter -> key."""
+    keys = {}
+    for artifact in artifacts:
+        key = artifact.key()
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except s3.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] not in ("404", "NoSuchKey"):
+                raise
+            s3.upload_file(str(artifact.path), bucket, key)
+            if artifact.checksum:
+                s3.upload_file(str(artifact.checksum), bucket, f"{key}.sha256")
+        keys[artifact.parameter] = key
+    return keys
+
+
+def build_environment(docker: str, architecture: str, variant: str, dist: Path) -> Path:
+    out = dist / architecture.lower() / variant
+    subprocess.run(
+        [
+            docker,
+            "buildx",
+            "build",
+            "--platform",
+            PLATFORMS[architecture],
+            "-f",
+            "packaging/Dockerfile",
+            "--build-arg",
+            f"VARIANT={variant}",
+            "--target",
+            "export",
+            "--output",
+            str(out),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    (archive,) = out.glob("job-env*.tar.gz")
+    return archive
+
+
+def stack_output(cloudformation: Any, stack: str, name: str) -> str | None:
+    try:
+        outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    except cloudformation.exceptions.ClientError:
+        return None
+    return next((o["OutputValue"] for o in outputs if o["OutputKey"] == name), None)
+
+
+def sam_deploy(sam: str, stack: str, parameters: dict[str, str]) -> None:
+    overrides = [f"{name}={value}" for name, value in parameters.items()]
+    subprocess.run([sam, "build"], cwd=ROOT, check=True)
+    subprocess.run(
+        [
+            sam,
+            "deploy",
+            "--stack-name",
+            stack,
+            "--no-confirm-changeset",
+            "--no-fail-on-empty-changeset",
+            "--parameter-overrides",
+            *overrides,
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--email", required=True, help="where run reports are e-mailed (NotificationEmail)")
+    parser.add_argument("--stack-name", default="image-featurizer")
+    parser.add_argument("--weights", default=os.environ.get("FEATURIZER_WEIGHTS") or "imagenet")
+    parser.add_argument("--architecture", choices=sorted(PLATFORMS), default="X86_64")
+    parser.add_argument(
+        "--with-tensorflow",
+        action="store_true",
+        help="also build and upload the TensorFlow environment (engine tensorflow)",
+    )
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist")
+    args = parser.parse_args()
+
+    import boto3
+
+    session = boto3.Session()
+    sam = os.environ.get("SAM_CLI") or shutil.which("sam")
+    docker = shutil.which("docker")
+    try:
+        check_prerequisites(sam, docker, session.get_credentials())
+    except PrerequisiteMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    assert sam and docker
+
+    from build_model import build as build_model
+
+    from featurizer.weights import resolve_weights
+
+    model = build_model(args.weights, args.dist)
+    artifacts = [
+        Artifact("EntryPointKey", ROOT / "spark" / "main.py", "job"),
+        Artifact("EnvArchiveKey", build_environment(docker, args.architecture, "default", args.dist), "job"),
+        Artifact("ModelKey", model, "models", checksum=model.with_name(model.name + ".sha256")),
+        Artifact("WeightsKey", resolve_weights(args.weights).path, "models"),
+    ]
+    if args.with_tensorflow:
+        archive = build_environment(docker, args.architecture, "tensorflow", args.dist)
+        artifacts.append(Artifact("TensorflowEnvArchiveKey", archive, "job"))
+
+    parameters = {"NotificationEmail": args.email, "Architecture": args.architecture}
+    cloudformation = session.client("cloudformation")
+    bucket = stack_output(cloudformation, args.stack_name, "ArtifactsBucketName")
+    if bucket is None:
+        sam_deploy(sam, args.stack_name, parameters)
+        bucket = stack_output(cloudformation, args.stack_name, "ArtifactsBucketName")
+    keys = upload(session.client("s3"), bucket, artifacts)
+    sam_deploy(sam, args.stack_name, parameters | keys)
+    print(f"deployed {args.stack_name}; artifacts in s3://{bucket}/: " + ", ".join(keys.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The packed job environment and the model artifact, as EMR Serverless would use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from featurizer.artifact import ModelUnavailable, onnx_model
+
+REPO = Path(__file__).resolve().parents[2]
+PYSPARK_HOME = Path(__import__("pyspark").__file__).parent
+
+
+def run(*command: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=900, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory, weights: Path) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    for script, *args in (("build_env.py",), ("build_model.py", "--weights", weights)):
+        built = run(sys.executable, REPO / "packaging" / script, "--output", out, *args)
+        assert built.returncode == 0, built.stderr[-3000:]
+    return out
+
+
+def test_packed_environment_runs_the_job_through_spark_submit(
+    dist: Path, dataset: Path, tmp_path: Path
+) -> None:
+    (archive,) = dist.glob("job-env-py3.11-*.tar.gz")
+    (model,) = dist.glob("*.onnx")
+    environment = tmp_path / "environment"
+    environment.mkdir()
+    with tarfile.open(archive) as packed:
+        packed.extractall(
+            environment, filter="fully_trusted"
+        )  # venv-pack links python to the base interpreter
+    site = next((environment / "lib").glob("python3.11/site-packages"))
+    assert (site / "featurizer").is_dir() and (site / "onnxruntime").is_dir() and (site / "cv2").is_dir()
+    assert not (site / "tensorflow").exists() and not (site / "pyspark").exists()
+    # As on EMR, the entry point is a lone file: featurizer must come from the archive, not this checkout.
+    entry = tmp_path / "entry" / "main.py"
+    entry.parent.mkdir()
+    shutil.copy(REPO / "spark" / "main.py", entry)
+    python = environment / "bin" / "python"
+    # Local Spark does not unpack --archives where Python workers look: point both sides at the unpacked copy.
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(PYSPARK_HOME),
+        "PYSPARK_PYTHON": str(python),
+        "PYSPARK_DRIVER_PYTHON": str(python),
+    }
+
+    result = run(
+        PYSPARK_HOME / "bin" / "spark-submit",
+        "--master",
+        "local[2]",
+        entry,
+        "--input",
+        dataset,
+        "--output",
+        tmp_path / "runs",
+        "--run-id",
+        "packed",
+        "--model",
+        model,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "packed"
+    assert json.loads((run_dir / "_COMPLETED.json").read_text())["summary"]["images_featurized"] == 69
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["model"]["model_sha256"] == (model.parent / f"{model.name}.sha256").read_text().split()[0]
+    assert manifest["model"]["weights_sha256"].startswith("71e4c4ec4aa24c9c")
+    assert manifest["versions"]["engine"].startswith("onnxruntime")
+
+
+def test_a_model_that_does_not_match_its_sha256_file_is_refused(dist: Path, tmp_path: Path) -> None:
+    (model,) = dist.glob("*.onnx")
+    copy = tmp_path / model.name
+    shutil.copy(model, copy)
+    (tmp_path / f"{model.name}.sha256").write_text("0" * 64 + f"  {model.name}\n")
+
+    with pytest.raises(ModelUnavailable, match=r"its \.sha256 file says"):
+        onnx_model(str(copy))
+
+
+def test_a_file_that_is_not_onnx_is_refused_by_name(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not a model")
+
+    with pytest.raises(ModelUnavailable, match="is not a usable ONNX model"):
+        onnx_model(str(fake))
+
+
+def test_the_emr_image_builds_with_the_same_script_pins_and_python() -> None:
+    dockerfile = (REPO / "packaging" / "Dockerfile").read_text()
+
+    assert re.search(r"^FROM public\.ecr\.aws/amazonlinux/amazonlinux:2023 AS build$", dockerfile, re.M)
+    assert "COPY pyproject.toml constraints.txt" in dockerfile
+    assert re.search(r"RUN python3\.11 packaging/build_env\.py --python /usr/bin/python3\.11 ", dockerfile)
+    assert re.search(r"^FROM scratch AS export$", dockerfile, re.M)
+    assert 'requires-python = ">=3.11,<3.12"' in (REPO / "pyproject.toml").read_text()
