@@ -4,23 +4,35 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+REQUIREMENTS := pyproject.toml constraints.txt lambda/requirements.txt tests/control_plane/requirements.txt
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12)
+# aws-sam-cli pins a boto3 the job cannot use: it gets a virtualenv of its own.
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(shell sha256sum tests/control_plane/requirements-sam.txt | cut -c1-12)
 
-.PHONY: setup s3a demo test lint bench clean
+.PHONY: setup s3a sam demo test lint bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): $(REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
 		"Python 3.11 is required (found " + sys.version.split()[0] + "): set PYTHON=/path/to/python3.11")'
 	@java -version >/dev/null 2>&1 || { echo "Java 17 is required by Spark: install a JDK 17 (e.g. openjdk-17-jre-headless)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[tensorflow,spark,dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[tensorflow,spark,dev]" \
+		-r tests/control_plane/requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
 
 s3a: setup
 	$(BIN)/python packaging/s3a_jars.py
+
+$(SAM_STAMP): tests/control_plane/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet -r tests/control_plane/requirements-sam.txt
+	rm -f $(SAM_VENV)/.installed-* && touch $@
+
+sam: $(SAM_STAMP)
 
 demo: setup
 	@test -d demo/images || $(BIN)/featurizer sample --output demo/images
@@ -30,11 +42,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint s3a
-	$(BIN)/python -m pytest
+test: lint s3a sam
+	SAM_CLI=$(abspath $(SAM_VENV))/bin/sam $(BIN)/python -m pytest
 
 bench: setup
 	$(BIN)/python bench/featurize_throughput.py
 
 clean:
-	rm -rf $(VENV) demo
+	rm -rf $(VENV) $(SAM_VENV) demo dist

@@ -1,0 +1,1 @@
+"""HTTP API: POST /runs, GET /runs/{run_id}, DELETE /runs/{run_id}."""

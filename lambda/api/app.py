@@ -1,0 +1,151 @@
+"""HTTP API (IAM authorization): start, inspect and cancel runs.
+
+POST   /runs             {"input": "s3://<data-bucket>/inbox/<dataset>/", "options": {...}} -> 202
+GET    /runs/{run_id}    state, EMR details, timings and metrics once complete               -> 200
+DELETE /runs/{run_id}    cancel the EMR job run                                              -> 202
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from common.config import JobSettings, StateSettings
+from common.emr import launch_run
+from common.errors import InvalidRequestError, RunStartError
+from common.runs import RunSpec
+
+from api.requests import RequestValidationError, check_run_id, parse_run_request
+from api.service import RunsApi
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+JOB = JobSettings.from_env()
+STATE = StateSettings.from_env()
+
+s3 = boto3.client("s3")
+emr = boto3.client("emr-serverless")
+table = boto3.resource("dynamodb").Table(STATE.table_name)
+
+persistence = DynamoDBPersistenceLayer(table_name=STATE.table_name, key_attr="pk")
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="run_id",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=STATE.idempotency_ttl_seconds,
+)
+
+
+@idempotent_function(
+    data_keyword_argument="run", persistence_store=persistence, config=idempotency_config, key_prefix="launch"
+)
+def start_run_once(run: RunSpec) -> dict[str, str]:
+    metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
+    return launch_run(run, settings=JOB, emr=emr, table=table)
+
+
+runs = RunsApi(
+    settings=JOB,
+    claim_window_seconds=STATE.idempotency_ttl_seconds,
+    s3=s3,
+    emr=emr,
+    table=table,
+    launch=lambda run: start_run_once(run=run),
+)
+
+
+def _json(status_code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status_code,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, default=str),
+        headers=headers,
+    )
+
+
+@app.post("/runs")
+@tracer.capture_method
+def create_run() -> Response:
+    event: APIGatewayProxyEventV2Model = app.context["request"]
+    request = parse_run_request(app.current_event.decoded_body)
+    iam = event.requestContext.authorizer.iam if event.requestContext.authorizer else None
+    caller = (iam.userArn if iam else None) or "anonymous"
+    requested_at = event.requestContext.timeEpoch.astimezone(UTC)
+    created = runs.create_run(request, caller=caller, requested_at=requested_at)
+    logger.set_correlation_id(created["run_id"])
+    logger.info("run requested", extra={"caller": caller, **created})
+    status_url = f"https://{event.requestContext.domainName}/runs/{created['run_id']}"
+    return _json(202, {**created, "status_url": status_url}, headers={"Location": status_url})
+
+
+@app.get("/runs/<run_id>")
+@tracer.capture_method
+def get_run(run_id: str) -> Response:
+    logger.set_correlation_id(check_run_id(run_id))
+    return _json(200, runs.run_status(run_id))
+
+
+@app.delete("/runs/<run_id>")
+@tracer.capture_method
+def cancel_run(run_id: str) -> Response:
+    logger.set_correlation_id(check_run_id(run_id))
+    cancelled = runs.cancel_run(run_id)
+    logger.info("run cancelled", extra=cancelled)
+    return _json(202, cancelled)
+
+
+@app.exception_handler(InvalidRequestError)
+def invalid_request(error: InvalidRequestError) -> Response:
+    problems = error.problems if isinstance(error, RequestValidationError) else [(error.field, error.problem)]
+    logger.info("request refused", extra={"status": error.status_code, "problems": problems})
+    return _json(
+        error.status_code,
+        {
+            "error": type(error).__name__,
+            "field": error.field,
+            "problem": error.problem,
+            "problems": [{"field": field, "problem": problem} for field, problem in problems],
+        },
+    )
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def already_in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
+    return _json(
+        409,
+        {"error": "InProgress", "field": "body", "problem": "an identical request is being processed; retry"},
+        headers={"Retry-After": "2"},
+    )
+
+
+@app.exception_handler(RunStartError)
+def run_not_started(error: RunStartError) -> Response:
+    logger.exception("EMR Serverless refused the run")
+    return _json(502, {"error": "RunStartError", "field": "input", "problem": str(error)})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config.register_lambda_context(context)
+    request = parse(event=event, model=APIGatewayProxyEventV2Model)
+    app.append_context(request=request)
+    return app.resolve(event, context)

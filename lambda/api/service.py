@@ -1,0 +1,133 @@
+"""What the API routes do, as plain functions over injected clients."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from common import records
+from common.config import JobSettings
+from common.errors import InvalidRequestError, RunAlreadyFinishedError, RunNotFoundError
+from common.models import TERMINAL_STATES
+from common.runs import RunSpec, make_run_id, output_uri, run_prefix
+
+from api.requests import RunRequest, normalise_input
+
+
+@dataclass
+class RunsApi:
+    settings: JobSettings
+    claim_window_seconds: int
+    s3: Any
+    emr: Any
+    table: Any
+    launch: Callable[[RunSpec], dict[str, str]]  # idempotent EMR start (key: run_id)
+
+    def create_run(self, request: RunRequest, *, caller: str, requested_at: datetime) -> dict[str, Any]:
+        input_uri, prefix, dataset = normalise_input(request.input, self.settings.data_bucket)
+        listing = self.s3.list_objects_v2(Bucket=self.settings.data_bucket, Prefix=prefix, MaxKeys=1)
+        if not listing.get("KeyCount"):
+            raise InvalidRequestError("input", f"no objects under {input_uri}; upload the images first")
+        options = request.options
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                {"caller": caller, "input": input_uri, "options": options.model_dump(exclude_none=True)},
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        run_id = records.claim_run_id(
+            self.table,
+            fingerprint,
+            lambda: make_run_id(dataset, requested_at, salt=fingerprint),
+            window_seconds=self.claim_window_seconds,
+        )
+        spec = RunSpec(
+            run_id=run_id,
+            dataset=dataset,
+            input_uri=input_uri,
+            output_uri=output_uri(self.settings.data_bucket, dataset),
+            options=options,
+            trigger="api",
+            requested_by=caller,
+        )
+        started = self.launch(spec)
+        return {
+            "run_id": run_id,
+            "jobRunId": started["job_run_id"],
+            "dataset": dataset,
+            "input": input_uri,
+            "options": options.model_dump(exclude_none=True),
+            "output": started["output"],
+        }
+
+    def run_status(self, run_id: str) -> dict[str, Any]:
+        run = records.get_run(self.table, run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        job_run_id = str(run["job_run_id"])
+        emr_state, state_details = self._emr_state(job_run_id)
+        prefix = run_prefix(str(run["dataset"]), run_id)
+        completed = self._read_json(f"{prefix}_COMPLETED.json")
+        failed = self._read_json(f"{prefix}_FAILED.json")
+        status: dict[str, Any] = {
+            "run_id": run_id,
+            "dataset": run["dataset"],
+            "state": emr_state,
+            "emr": {
+                "application_id": run["application_id"],
+                "job_run_id": job_run_id,
+                "state": emr_state,
+                "state_details": state_details,
+            },
+            "input": run["input"],
+            "output": run["output"],
+            "options": run.get("options", {}),
+            "trigger": run["trigger"],
+            "created_at": run["created_at"],
+            "logs": self.settings.job_log_uri(job_run_id),
+        }
+        if completed is not None:
+            status["state"] = "COMPLETED"
+            status["summary"] = completed.get("summary", {})
+            status["finished_at"] = completed.get("finished_at")
+            status["timings"] = self._read_json(f"{prefix}timings.json")
+            status["metrics"] = self._read_json(f"{prefix}metrics.json")
+        elif failed is not None:
+            status["state"] = "FAILED"
+            status["failure"] = {k: failed.get(k) for k in ("stage", "error", "message", "finished_at")}
+        elif emr_state == "SUCCESS":
+            status["state"] = "FAILED"
+            status["failure"] = {"message": "the job ended without writing _COMPLETED.json"}
+        elif emr_state in ("FAILED", "CANCELLED"):
+            status["failure"] = {"message": state_details}
+        return status
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        run = records.get_run(self.table, run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        job_run_id = str(run["job_run_id"])
+        state, _ = self._emr_state(job_run_id)
+        if state in TERMINAL_STATES:
+            raise RunAlreadyFinishedError(run_id, state)
+        self.emr.cancel_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)
+        return {"run_id": run_id, "jobRunId": job_run_id, "state": "CANCELLING"}
+
+    def _emr_state(self, job_run_id: str) -> tuple[str, str | None]:
+        job = self.emr.get_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)["jobRun"]
+        return str(job["state"]), job.get("stateDetails") or None
+
+    def _read_json(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = self.s3.get_object(Bucket=self.settings.data_bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        loaded: dict[str, Any] = json.loads(body)
+        return loaded

@@ -1,0 +1,1 @@
+"""Code shared by the control-plane Lambda functions (deployed with each function: CodeUri is lambda/)."""

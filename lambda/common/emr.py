@@ -1,0 +1,121 @@
+"""The EMR Serverless StartJobRun request for one featurizer run, and starting it.
+
+Spark property names are those documented for EMR Serverless:
+- Python virtual environment shipped with ``spark.archives=<archive>#environment``, the interpreter set with
+  ``spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON``, ``spark.emr-serverless.driverEnv.PYSPARK_PYTHON``
+  (driver) and ``spark.executorEnv.PYSPARK_PYTHON`` (executors):
+  https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/using-python-libraries.html
+- Worker sizing ``spark.driver.cores``, ``spark.driver.memory``, ``spark.executor.cores``,
+  ``spark.executor.memory`` and dynamic allocation bounds ``spark.dynamicAllocation.minExecutors`` /
+  ``spark.dynamicAllocation.maxExecutors`` (table "Spark defaults"):
+  https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/jobs-spark.html
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common import records
+from common.config import JobSettings, WorkerSizing
+from common.errors import RunStartError
+from common.runs import RunSpec, client_token
+
+ENVIRONMENT_PYTHON = "./environment/bin/python"
+
+
+def spark_submit_parameters(artifacts_bucket: str, env_archive_key: str, sizing: WorkerSizing) -> str:
+    """Every ``--conf`` of the job, in one place (tested as an exact string)."""
+    conf = [
+        f"spark.archives=s3://{artifacts_bucket}/{env_archive_key}#environment",
+        f"spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={ENVIRONMENT_PYTHON}",
+        f"spark.emr-serverless.driverEnv.PYSPARK_PYTHON={ENVIRONMENT_PYTHON}",
+        f"spark.executorEnv.PYSPARK_PYTHON={ENVIRONMENT_PYTHON}",
+        f"spark.driver.cores={sizing.driver_cores}",
+        f"spark.driver.memory={sizing.driver_memory}",
+        f"spark.executor.cores={sizing.executor_cores}",
+        f"spark.executor.memory={sizing.executor_memory}",
+        "spark.dynamicAllocation.enabled=true",
+        f"spark.dynamicAllocation.minExecutors={sizing.min_executors}",
+        f"spark.dynamicAllocation.maxExecutors={sizing.max_executors}",
+    ]
+    return " ".join(f"--conf {item}" for item in conf)
+
+
+def _uses_tensorflow(run: RunSpec) -> bool:
+    return run.options.engine == "tensorflow"
+
+
+def entry_point_arguments(run: RunSpec, settings: JobSettings) -> list[str]:
+    """The job's command line, exactly as docs/outputs.md describes it.
+
+    The default onnx engine loads the prebuilt ONNX model (`--model`), so its environment needs no
+    TensorFlow; the tensorflow engine reads the Keras weights (`--weights`) in the TensorFlow environment.
+    """
+    model = (
+        ["--weights", f"s3://{settings.artifacts_bucket}/{settings.weights_key}"]
+        if _uses_tensorflow(run)
+        else ["--model", f"s3://{settings.artifacts_bucket}/{settings.model_key}"]
+    )
+    return [
+        "--input",
+        run.input_uri,
+        "--output",
+        run.output_uri,
+        "--run-id",
+        run.run_id,
+        *model,
+        *run.options.arguments(),
+    ]
+
+
+def environment_archive_key(run: RunSpec, settings: JobSettings) -> str:
+    return settings.tensorflow_env_archive_key if _uses_tensorflow(run) else settings.env_archive_key
+
+
+def start_job_run_request(run: RunSpec, settings: JobSettings) -> dict[str, Any]:
+    """Keyword arguments of boto3 ``emr-serverless`` ``start_job_run`` for one run."""
+    return {
+        "applicationId": settings.application_id,
+        "clientToken": client_token(settings.application_id, run.run_id),
+        "executionRoleArn": settings.job_role_arn,
+        "name": run.run_id,
+        "jobDriver": {
+            "sparkSubmit": {
+                "entryPoint": f"s3://{settings.artifacts_bucket}/{settings.entry_point_key}",
+                "entryPointArguments": entry_point_arguments(run, settings),
+                "sparkSubmitParameters": spark_submit_parameters(
+                    settings.artifacts_bucket, environment_archive_key(run, settings), settings.sizing
+                ),
+            }
+        },
+        "configurationOverrides": {
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": settings.log_uri}}
+        },
+        "executionTimeoutMinutes": settings.execution_timeout_minutes,
+        "tags": {
+            "service": "image-featurizer",
+            "dataset": run.dataset,
+            "run-id": run.run_id,
+            "trigger": run.trigger,
+        },
+    }
+
+
+def launch_run(run: RunSpec, *, settings: JobSettings, emr: Any, table: Any) -> dict[str, str]:
+    """Start the job run and record it. The caller wraps this in Powertools idempotency (key: run_id)."""
+    try:
+        response = emr.start_job_run(**start_job_run_request(run, settings))
+    except ClientError as error:
+        raise RunStartError(f"EMR Serverless refused to start run {run.run_id}: {error}") from error
+    job_run_id = response["jobRunId"]
+    records.put_run(table, run, job_run_id=job_run_id, application_id=settings.application_id)
+    return {
+        "run_id": run.run_id,
+        "dataset": run.dataset,
+        "job_run_id": job_run_id,
+        "application_id": settings.application_id,
+        "output": f"{run.output_uri}{run.run_id}/",
+        "logs": settings.job_log_uri(job_run_id),
+    }

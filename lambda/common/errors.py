@@ -1,0 +1,45 @@
+"""Named exceptions shared by the control-plane functions."""
+
+from __future__ import annotations
+
+
+class ControlPlaneError(Exception):
+    """Base class of every error raised on purpose by the control plane."""
+
+
+class MissingConfigurationError(ControlPlaneError):
+    """A required environment variable is missing or unusable (raised at cold start)."""
+
+    def __init__(self, name: str, problem: str = "is not set") -> None:
+        self.name = name
+        super().__init__(
+            f"environment variable {name} {problem}; template.yaml sets it for every function that needs it"
+        )
+
+
+class InvalidRequestError(ControlPlaneError):
+    """A request that cannot be served; rendered as a 4xx JSON body naming the field and the problem."""
+
+    def __init__(self, field: str, problem: str, status_code: int = 400) -> None:
+        self.field = field
+        self.problem = problem
+        self.status_code = status_code
+        super().__init__(f"{field}: {problem}")
+
+
+class RunNotFoundError(InvalidRequestError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__("run_id", f"no run with id {run_id!r}", status_code=404)
+
+
+class RunAlreadyFinishedError(InvalidRequestError):
+    def __init__(self, run_id: str, state: str) -> None:
+        super().__init__("run_id", f"run {run_id!r} already finished with state {state}", status_code=409)
+
+
+class StateContentionError(ControlPlaneError):
+    """Optimistic-locking retries on a dataset record were exhausted (the batch is retried by SQS)."""
+
+
+class RunStartError(ControlPlaneError):
+    """EMR Serverless refused to start a job run."""

@@ -1,0 +1,1 @@
+"""Drop-to-run: debounce inbox uploads per dataset and start one run once uploads are quiet."""

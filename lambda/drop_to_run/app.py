@@ -1,0 +1,156 @@
+"""Drop-to-run handlers (three functions in template.yaml share this module).
+
+- ``on_uploads``: SQS batches of S3 "Object Created" events for inbox/ -> per-dataset debounce state; an
+  ``inbox/<dataset>/_START`` marker starts the run at once.
+- ``on_tick``: EventBridge schedule (every minute) -> start the runs of datasets whose uploads have been quiet
+  for QUIET_SECONDS; retry or give up runs EMR did not accept.
+- ``on_run_ended``: EMR Serverless job run SUCCESS/FAILED/CANCELLED -> release the dataset and start its next
+  run if images arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from common.config import DebounceSettings, JobSettings, StateSettings
+from common.emr import launch_run
+from common.models import TERMINAL_STATES, EmrJobRunStateChangeEvent
+from common.runs import RunSpec
+from pydantic import ValidationError
+
+from drop_to_run.debounce import Action, Upload
+from drop_to_run.events import Ignored, UnrecognisedMessageError, uploads_from_message
+from drop_to_run.service import DropToRun
+from drop_to_run.store import DatasetStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+JOB = JobSettings.from_env()
+STATE = StateSettings.from_env()
+DEBOUNCE = DebounceSettings.from_env()
+
+emr = boto3.client("emr-serverless")
+sns = boto3.client("sns")
+table = boto3.resource("dynamodb").Table(STATE.table_name)
+
+persistence = DynamoDBPersistenceLayer(table_name=STATE.table_name, key_attr="pk")
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="run_id",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=STATE.idempotency_ttl_seconds,
+)
+
+
+@idempotent_function(
+    data_keyword_argument="run", persistence_store=persistence, config=idempotency_config, key_prefix="launch"
+)
+def start_run_once(run: RunSpec) -> dict[str, str]:
+    metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
+    return launch_run(run, settings=JOB, emr=emr, table=table)
+
+
+def publish(subject: str, message: str) -> None:
+    sns.publish(TopicArn=DEBOUNCE.topic_arn, Subject=subject[:100], Message=message)
+
+
+service = DropToRun(
+    store=DatasetStore(table, DEBOUNCE.quiet_seconds),
+    table=table,
+    settings=JOB,
+    quiet_seconds=DEBOUNCE.quiet_seconds,
+    launch=lambda run: start_run_once(run=run),
+    publish=publish,
+)
+
+
+@logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def on_uploads(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config.register_lambda_context(context)
+    batch = parse(event=event, model=SqsModel)
+    by_dataset: dict[str, list[Upload]] = defaultdict(list)
+    messages_of: dict[str, set[str]] = defaultdict(set)
+    failures: list[str] = []
+    ignored = 0
+    for record in batch.Records:
+        try:
+            items = uploads_from_message(record.body)
+        except (UnrecognisedMessageError, ValidationError):
+            logger.exception("unrecognised message", extra={"message_id": record.messageId})
+            failures.append(record.messageId)
+            continue
+        for item in items:
+            if isinstance(item, Ignored):
+                ignored += 1
+                logger.debug("object ignored", extra={"key": item.key, "reason": item.reason})
+                continue
+            by_dataset[item.dataset].append(item)
+            messages_of[item.dataset].add(record.messageId)
+    metrics.add_metric(name="UploadEventsIgnored", unit=MetricUnit.Count, value=ignored)
+    for dataset, uploads in by_dataset.items():
+        try:
+            record_dataset_uploads(dataset, uploads)
+        except Exception:
+            logger.exception("could not record uploads", extra={"dataset": dataset})
+            failures.extend(messages_of[dataset])
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(set(failures))]}
+
+
+def record_dataset_uploads(dataset: str, uploads: list[Upload]) -> None:
+    state = service.record(dataset, uploads)
+    metrics.add_metric(name="UploadEventsRecorded", unit=MetricUnit.Count, value=len(uploads))
+    if state.start_requested:
+        # every object in this batch exists already, so the run claimed now covers all of them
+        outcome = service.start_if_due(dataset, now=max(u.time for u in uploads))
+        if outcome.run_id:
+            logger.info("start marker", extra={"dataset": dataset, "run_id": outcome.run_id})
+
+
+@logger.inject_lambda_context(correlation_id_path="id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def on_tick(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config.register_lambda_context(context)
+    tick = parse(event=event, model=EventBridgeModel)
+    now = tick.time.timestamp()  # the schedule's time: decisions follow the event stream, not the clock
+    started: list[str] = []
+    errors: list[str] = []
+    for dataset in service.store.due(now):
+        try:
+            outcome = service.start_if_due(dataset, now)
+        except Exception:
+            logger.exception("sweep failed for dataset", extra={"dataset": dataset})
+            errors.append(dataset)
+            continue
+        if outcome.action in (Action.CLAIM, Action.RELAUNCH) and outcome.job_run_id:
+            started.append(outcome.run_id or "")
+    if errors:
+        metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=len(errors))
+    return {"started": started, "errors": errors}
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.jobRunId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def on_run_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config.register_lambda_context(context)
+    change = parse(event=event, model=EmrJobRunStateChangeEvent)
+    if change.detail.state not in TERMINAL_STATES:
+        return {"released": False}
+    outcome = service.run_ended(change.detail.job_run_id, change.detail.state, now=change.time.timestamp())
+    return {"released": outcome is not None, "next_run_id": outcome.run_id if outcome else None}

@@ -1,0 +1,129 @@
+"""Drop-to-run orchestration: record uploads, start a run when a dataset is due, release it when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from common import records
+from common.config import JobSettings
+from common.errors import RunStartError
+from common.runs import INBOX_PREFIX, RunSpec, make_run_id, output_uri
+
+from drop_to_run import debounce
+from drop_to_run.debounce import Action, DatasetState, Phase, Upload
+from drop_to_run.store import DatasetStore
+
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    action: Action
+    run_id: str | None = None
+    job_run_id: str | None = None
+
+
+@dataclass
+class DropToRun:
+    store: DatasetStore
+    table: Any
+    settings: JobSettings
+    quiet_seconds: int
+    launch: Callable[[RunSpec], dict[str, str]]  # idempotent EMR start (key: run_id)
+    publish: Callable[[str, str], None]  # (subject, message) to the notification topic
+
+    @property
+    def lease_seconds(self) -> int:
+        return self.settings.execution_timeout_minutes * 60 + debounce.LEASE_MARGIN_SECONDS
+
+    def record(self, dataset: str, uploads: list[Upload]) -> DatasetState:
+        _, after = self.store.mutate(dataset, lambda state: debounce.record_uploads(state, uploads))
+        return after
+
+    def start_if_due(self, dataset: str, now: float) -> StartOutcome:
+        """Claim and start a run if the dataset is due at ``now``; relaunch or give up a stuck claim."""
+        chosen: list[Action] = []
+
+        def change(state: DatasetState) -> DatasetState:
+            chosen.clear()
+            if debounce.lease_expired(state, now):
+                logger.warning("run lease expired without an end event", extra={"run_id": state.run_id})
+                state = debounce.expire_lease(state)
+            action = debounce.decide(state, now, self.quiet_seconds)
+            chosen.append(action)
+            if action is Action.CLAIM:
+                return debounce.claim(state, now, make_run_id(dataset, _utc(now), salt=str(state.version)))
+            if action is Action.RELAUNCH:
+                return debounce.relaunch_attempt(state)
+            if action is Action.GIVE_UP:
+                return debounce.give_up(state)
+            return state
+
+        before, after = self.store.mutate(dataset, change)
+        action = chosen[-1] if chosen else Action.WAIT
+        if action is Action.GIVE_UP:
+            self._report_give_up(before)
+            return StartOutcome(action, before.run_id)
+        if action in (Action.CLAIM, Action.RELAUNCH) and after.phase is Phase.STARTING and after.run_id:
+            return self._launch(after, now, action)
+        return StartOutcome(Action.WAIT)
+
+    def _launch(self, state: DatasetState, now: float, action: Action) -> StartOutcome:
+        assert state.run_id is not None
+        run_id = state.run_id
+        spec = RunSpec(
+            run_id=run_id,
+            dataset=state.dataset,
+            input_uri=f"s3://{self.settings.data_bucket}/{INBOX_PREFIX}{state.dataset}/",
+            output_uri=output_uri(self.settings.data_bucket, state.dataset),
+            trigger="drop",
+        )
+        try:
+            result = self.launch(spec)
+        except IdempotencyAlreadyInProgressError:
+            logger.info("run start already in progress elsewhere", extra={"run_id": run_id})
+            return StartOutcome(Action.WAIT, run_id)
+        except RunStartError as error:
+            logger.exception("could not start run", extra={"run_id": run_id, "dataset": state.dataset})
+            reason = str(error)
+            self.store.mutate(state.dataset, lambda s: debounce.launch_failed(s, run_id, reason))
+            return StartOutcome(Action.WAIT, run_id)
+        job_run_id = result["job_run_id"]
+        self.store.mutate(
+            state.dataset, lambda s: debounce.launched(s, run_id, job_run_id, now, self.lease_seconds)
+        )
+        logger.info(
+            "run started",
+            extra={"run_id": run_id, "dataset": state.dataset, "job_run_id": job_run_id, "action": action},
+        )
+        return StartOutcome(action, run_id, job_run_id)
+
+    def _report_give_up(self, state: DatasetState) -> None:
+        subject = f"Featurizer run could not start: {state.dataset}"
+        message = (
+            f'A run for dataset "{state.dataset}" (run id {state.run_id}) could not be started on EMR '
+            f"Serverless after {state.launch_attempts} attempts.\n\n"
+            f"Last error: {state.last_error or 'unknown'}\n\n"
+            f"The images are still in s3://{self.settings.data_bucket}/{INBOX_PREFIX}{state.dataset}/. "
+            f"Fix the problem, then upload {INBOX_PREFIX}{state.dataset}/_START to try again.\n"
+        )
+        self.publish(subject, message)
+
+    def run_ended(self, job_run_id: str, outcome: str, now: float) -> StartOutcome | None:
+        """Release the dataset of a finished drop run, then start its next run if uploads are waiting."""
+        run = records.get_run_of_job_run(self.table, job_run_id)
+        if run is None:
+            logger.info("job run not started by this service", extra={"job_run_id": job_run_id})
+            return None
+        run_id, dataset = str(run["run_id"]), str(run["dataset"])
+        self.store.mutate(dataset, lambda state: debounce.ended(state, run_id, outcome))
+        return self.start_if_due(dataset, now)
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)

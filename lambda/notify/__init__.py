@@ -1,0 +1,1 @@
+"""Notify: a readable SNS message for every finished run, success or failure."""

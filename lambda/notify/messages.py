@@ -1,0 +1,140 @@
+"""The e-mail texts (SNS subject and message), built from a run's output files. Plain functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+CONSOLE = "https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={prefix}"
+
+
+@dataclass(frozen=True)
+class Notice:
+    key: str  # "<outcome>#<run_id>": one message per run and outcome, however many events report it
+    subject: str
+    message: str
+    images_featurized: int = 0
+
+
+def _subject(text: str) -> str:
+    """SNS subjects: at most 100 printable ASCII characters."""
+    ascii_text = text.encode("ascii", "replace").decode()
+    return ascii_text if len(ascii_text) <= 100 else ascii_text[:97] + "..."
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] if hours else []
+    if hours or minutes:
+        parts.append(f"{minutes} min")
+    parts.append(f"{secs} s")
+    return f"{' '.join(parts)} ({seconds:.1f} s)"
+
+
+def _percent(value: Any) -> str:
+    return (
+        f"{float(value) * 100:.1f} %" if isinstance(value, int | float) else "n/a (no labelled test images)"
+    )
+
+
+def success_notice(
+    *,
+    bucket: str,
+    dataset: str,
+    run_id: str,
+    completed: dict[str, Any],
+    manifest: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
+    timings: dict[str, Any] | None,
+) -> Notice:
+    summary = completed.get("summary", {})
+    counts = (manifest or {}).get("counts", {})
+    metrics = metrics or {}
+
+    def count(name: str) -> Any:
+        value = counts.get(name, summary.get(name))
+        return "unknown" if value is None else value
+
+    accuracy = metrics.get("accuracy", summary.get("accuracy"))
+    weighted_f1 = metrics.get("weighted_f1", summary.get("weighted_f1"))
+    duration = summary.get("duration_seconds", (timings or {}).get("total_seconds"))
+    output = completed.get("output") or f"s3://{bucket}/runs/{dataset}/{run_id}/"
+    prefix = f"runs/{dataset}/{run_id}/"
+    lines = [
+        f'Run {run_id} for dataset "{dataset}" finished successfully.',
+        "",
+        f"Images found:       {count('images_found')}",
+        f"Images featurized:  {count('images_featurized')}",
+        f"Images rejected:    {count('images_rejected')}"
+        + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
+        f"Classes:            {count('classes')}"
+        f" (train {count('train_images')}, test {count('test_images')})",
+        f"Accuracy:           {_percent(accuracy)}"
+        + (f"  (weighted F1 {float(weighted_f1):.3f})" if isinstance(weighted_f1, int | float) else ""),
+        f"Duration:           {_duration(duration)}",
+        f"Finished at:        {completed.get('finished_at', 'unknown')}",
+        "",
+        f"Outputs: {output}",
+        "  features/ and pca/ (Parquet), pca.csv, model/ (Spark PipelineModel),",
+        "  metrics.json, timings.json, manifest.json, rejected.csv",
+        f"Browse: {CONSOLE.format(bucket=bucket, prefix=prefix)}",
+    ]
+    return Notice(
+        key=f"succeeded#{run_id}",
+        subject=_subject(f"Featurizer run succeeded: {dataset} ({count('images_featurized')} images)"),
+        message="\n".join(lines) + "\n",
+        images_featurized=featurized if isinstance(featurized := count("images_featurized"), int) else 0,
+    )
+
+
+def failure_notice(
+    *,
+    bucket: str,
+    dataset: str | None,
+    run_id: str | None,
+    job_run_id: str | None,
+    application_id: str,
+    emr_state: str | None,
+    state_details: str | None,
+    failed: dict[str, Any] | None,
+    log_uri: str | None,
+    input_uri: str | None,
+) -> Notice:
+    name = dataset or "unknown dataset"
+    run = run_id or f"EMR job run {job_run_id}"
+    verb = "was CANCELLED" if emr_state == "CANCELLED" and not failed else "FAILED"
+    reason = (failed or {}).get("message") or state_details or "no reason reported"
+    lines = [f'Run {run} for dataset "{name}" {verb}.', "", f"Reason: {reason}"]
+    if failed:
+        lines.append(f"Failed stage: {failed.get('stage', 'unknown')} ({failed.get('error', 'error')})")
+    if state_details and failed and state_details != reason:
+        lines.append(f"EMR Serverless: {state_details}")
+    lines += [
+        "",
+        f"EMR job run: {job_run_id or 'unknown'} on application {application_id}"
+        + (f" (state {emr_state})" if emr_state else ""),
+    ]
+    if log_uri:
+        lines += [
+            f"Logs: {log_uri}",
+            f"  driver output: {log_uri}SPARK_DRIVER/stderr.gz and stdout.gz",
+        ]
+    if dataset and run_id:
+        lines.append(f"Run folder: s3://{bucket}/runs/{dataset}/{run_id}/")
+    if input_uri:
+        lines += [
+            "",
+            f"Nothing was deleted: the images are still in {input_uri}",
+            f"To try again, fix the problem and upload inbox/{dataset}/_START (or POST /runs again)."
+            if dataset
+            else "To try again, POST /runs again.",
+        ]
+    return Notice(
+        key=f"failed#{run_id or job_run_id}",
+        subject=_subject(f"Featurizer run {verb.lower()}: {name} ({run})"),
+        message="\n".join(lines) + "\n",
+    )

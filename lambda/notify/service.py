@@ -1,0 +1,131 @@
+"""Turn run-output flags and EMR job state changes into one readable message per run outcome."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+from common import records
+from common.config import JobSettings
+from common.runs import run_prefix
+
+from notify.messages import Notice, failure_notice, success_notice
+
+logger = Logger(child=True)
+
+FLAG_KEY = re.compile(r"^runs/(?P<dataset>[^/]+)/(?P<run_id>[^/]+)/(?P<flag>_COMPLETED|_FAILED)\.json$")
+
+
+@dataclass
+class Notifier:
+    settings: JobSettings
+    s3: Any
+    emr: Any
+    table: Any
+    publish: Callable[[Notice], Any]  # idempotent (key: notice.key)
+
+    def on_flag(self, key: str) -> Notice | None:
+        """``runs/<dataset>/<run_id>/_COMPLETED.json`` or ``_FAILED.json`` was written."""
+        match = FLAG_KEY.match(key)
+        if not match:
+            logger.info("not a run flag", extra={"key": key})
+            return None
+        dataset, run_id = match["dataset"], match["run_id"]
+        notice = (
+            self._success(dataset, run_id)
+            if match["flag"] == "_COMPLETED"
+            else self._failure(dataset=dataset, run_id=run_id)
+        )
+        if notice is not None:
+            self.publish(notice)
+        return notice
+
+    def on_job_state(self, job_run_id: str, state: str, state_details: str | None) -> Notice | None:
+        """EMR Serverless reported SUCCESS, FAILED or CANCELLED for a job run."""
+        run = records.get_run_of_job_run(self.table, job_run_id)
+        dataset = str(run["dataset"]) if run else None
+        run_id = str(run["run_id"]) if run else None
+        if state == "SUCCESS":
+            if dataset and run_id and self._read_json(f"{run_prefix(dataset, run_id)}_COMPLETED.json"):
+                return None  # the success message comes from the _COMPLETED.json event, with the counts
+            state_details = state_details or "the job ended without writing _COMPLETED.json"
+        notice = self._failure(
+            dataset=dataset,
+            run_id=run_id,
+            job_run_id=job_run_id,
+            emr_state=state,
+            state_details=state_details,
+        )
+        if notice is not None:
+            self.publish(notice)
+        return notice
+
+    def _success(self, dataset: str, run_id: str) -> Notice | None:
+        prefix = run_prefix(dataset, run_id)
+        completed = self._read_json(f"{prefix}_COMPLETED.json")
+        if completed is None:
+            logger.warning("completion flag vanished", extra={"run_id": run_id})
+            return None
+        return success_notice(
+            bucket=self.settings.data_bucket,
+            dataset=dataset,
+            run_id=run_id,
+            completed=completed,
+            manifest=self._read_json(f"{prefix}manifest.json"),
+            metrics=self._read_json(f"{prefix}metrics.json"),
+            timings=self._read_json(f"{prefix}timings.json"),
+        )
+
+    def _failure(
+        self,
+        *,
+        dataset: str | None,
+        run_id: str | None,
+        job_run_id: str | None = None,
+        emr_state: str | None = None,
+        state_details: str | None = None,
+    ) -> Notice:
+        run = records.get_run(self.table, run_id) if run_id else None
+        job_run_id = job_run_id or (str(run["job_run_id"]) if run else None)
+        if job_run_id and not state_details:
+            emr_state, state_details = self._emr_state(job_run_id, emr_state)
+        failed = self._read_json(f"{run_prefix(dataset, run_id)}_FAILED.json") if dataset and run_id else None
+        return failure_notice(
+            bucket=self.settings.data_bucket,
+            dataset=dataset,
+            run_id=run_id,
+            job_run_id=job_run_id,
+            application_id=self.settings.application_id,
+            emr_state=emr_state,
+            state_details=state_details,
+            failed=failed,
+            log_uri=self.settings.job_log_uri(job_run_id) if job_run_id else None,
+            input_uri=str(run["input"]) if run else None,
+        )
+
+    def _emr_state(self, job_run_id: str, known_state: str | None) -> tuple[str | None, str | None]:
+        try:
+            job = self.emr.get_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)
+        except ClientError:
+            logger.warning("could not read the EMR job run", exc_info=True, extra={"job_run_id": job_run_id})
+            return known_state, None
+        return known_state or job["jobRun"].get("state"), job["jobRun"].get("stateDetails") or None
+
+    def _read_json(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = self.s3.get_object(Bucket=self.settings.data_bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        try:
+            loaded: dict[str, Any] = json.loads(body)
+        except json.JSONDecodeError:
+            logger.warning("unreadable JSON in run output", extra={"key": key})
+            return None
+        return loaded

@@ -1,0 +1,211 @@
+"""Drop-to-run handlers fed SQS batches of S3 events, schedule ticks and EMR state changes, against local AWS.
+
+QUIET_SECONDS is the template default (120 s). Times come from the events, so the tests move time forward by
+sending later events, as AWS would, instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+T0 = 1795514400.0  # 2026-11-24T10:00:00Z
+QUIET = 120
+BATCH = 1000  # the uploads queue's event source BatchSize in template.yaml
+
+
+def deliver(handlers: dict[str, Any], events: Any, context: Any, bodies: list[str]) -> None:
+    """Feed message bodies to the uploads handler in SQS-sized batches; no message may fail."""
+    for start in range(0, len(bodies), BATCH):
+        response = handlers["UploadsFunction"](events.sqs(bodies[start : start + BATCH]), context)
+        assert response == {"batchItemFailures": []}
+
+
+def tick(handlers: dict[str, Any], events: Any, context: Any, at: float, dataset: str) -> list[str]:
+    """One sweep at ``at``; the run ids it started for ``dataset`` (other tests' datasets share the table)."""
+    result: dict[str, Any] = handlers["SweepFunction"](events.scheduled(at), context)
+    assert result["errors"] == []
+    return [run_id for run_id in result["started"] if run_id.startswith(f"{dataset}-")]
+
+
+def test_template_batch_size_is_the_one_the_tests_use(local_aws: Any) -> None:
+    mapping = local_aws.template["Resources"]["UploadsEventSource"]["Properties"]
+    assert mapping["BatchSize"] == BATCH
+    quiet = local_aws.template["Parameters"]["QuietSeconds"]["Default"]
+    assert quiet == QUIET
+
+
+def test_ten_thousand_object_created_events_start_exactly_one_run(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str
+) -> None:
+    rng = random.Random(7)
+    template = events.s3_object_created(f"inbox/{dataset}/x.jpg", T0)
+    uploads = []
+    for i in range(10_000):
+        event = json.loads(json.dumps(template))
+        event["id"] = f"{i:08d}-05d4-b198-2fde-7ededc63b103"
+        event["time"] = (
+            f"2026-11-24T10:{i * 90 // 10_000 // 60:02d}:{i * 90 // 10_000 % 60:02d}Z"  # 90 s upload
+        )
+        event["detail"]["object"]["key"] = f"inbox/{dataset}/Training/class_{i % 7}/img_{i:05d}.jpg"
+        uploads.append(json.dumps(event))
+    duplicates = rng.sample(uploads, 700)  # S3 and EventBridge deliver at least once
+    bodies = uploads + duplicates
+    rng.shuffle(bodies)
+    last_upload = T0 + 89
+
+    deliver(handlers, events, context, bodies[:5_000])
+    assert tick(handlers, events, context, last_upload + 10, dataset) == []  # uploads still arriving
+    deliver(handlers, events, context, bodies[5_000:])
+    assert tick(handlers, events, context, last_upload + QUIET - 1, dataset) == []
+    assert local_aws.job_runs(dataset) == []
+
+    started = tick(handlers, events, context, last_upload + QUIET, dataset)
+    assert len(started) == 1
+    assert started[0].startswith(f"{dataset}-20261124T100329-")
+
+    # late redeliveries of the same events, and more ticks, start nothing more
+    deliver(handlers, events, context, duplicates)
+    for minute in range(1, 4):
+        assert tick(handlers, events, context, last_upload + QUIET + 60 * minute, dataset) == []
+    runs = local_aws.job_runs(dataset)
+    assert [run["name"] for run in runs] == started
+    job = local_aws.client("emr-serverless").get_job_run(
+        applicationId=local_aws.application_id, jobRunId=runs[0]["id"]
+    )["jobRun"]
+    arguments = job["jobDriver"]["sparkSubmit"]["entryPointArguments"]
+    assert arguments[:6] == [
+        "--input", f"s3://featurizer-data/inbox/{dataset}/",
+        "--output", f"s3://featurizer-data/runs/{dataset}/",
+        "--run-id", started[0],
+    ]  # fmt: skip
+
+
+def test_start_marker_runs_at_once_and_images_arriving_mid_run_make_a_later_run(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str
+) -> None:
+    first_drop = [events.s3_object_created(f"inbox/{dataset}/img_{i}.jpg", T0 + i / 10) for i in range(20)]
+    marker = events.s3_object_created(f"inbox/{dataset}/_START", T0 + 3)
+    batch = [json.dumps(e) for e in [*first_drop[:12], marker, *first_drop[12:]]]  # SQS does not keep order
+    deliver(handlers, events, context, batch)
+
+    runs = local_aws.job_runs(dataset)
+    assert len(runs) == 1, "the _START marker starts the run without waiting for the quiet period"
+    first_run = runs[0]
+
+    # duplicates of the first drop arrive after the run started: covered by it
+    deliver(handlers, events, context, batch[:5])
+    # three images arrive while the run is in progress: no second run while it runs...
+    late = [events.s3_object_created(f"inbox/{dataset}/late_{i}.jpg", T0 + 60 + i) for i in range(3)]
+    deliver(handlers, events, context, [json.dumps(e) for e in late])
+    assert tick(handlers, events, context, T0 + 62 + QUIET + 30, dataset) == []
+    assert len(local_aws.job_runs(dataset)) == 1
+
+    # ...and when it ends, the next run starts at once for them (they are not lost)
+    ended = events.emr_state_change(first_run["id"], "SUCCESS", T0 + 900, local_aws.application_id)
+    result = handlers["RunEndedFunction"](ended, context)
+    assert result["released"] is True
+    runs = local_aws.job_runs(dataset)
+    assert len(runs) == 2
+    assert result["next_run_id"] == next(r["name"] for r in runs if r["id"] != first_run["id"])
+    assert result["next_run_id"] > first_run["name"]  # run ids sort by time
+
+    # the second run ends with nothing new waiting: no third run
+    second = next(r for r in runs if r["id"] != first_run["id"])
+    failed = events.emr_state_change(second["id"], "FAILED", T0 + 1800, local_aws.application_id, "boom")
+    assert handlers["RunEndedFunction"](failed, context)["next_run_id"] is None
+    assert tick(handlers, events, context, T0 + 3600, dataset) == []
+    assert len(local_aws.job_runs(dataset)) == 2
+
+
+def test_s3_notification_records_with_url_encoded_keys(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any
+) -> None:
+    """tests/events/sqs_s3_notification_records.json as delivered: S3 -> SQS records, keys URL-encoded."""
+    from drop_to_run.events import uploads_from_message
+
+    event = events.load("sqs_s3_notification_records.json")
+    uploads = uploads_from_message(event["Records"][0]["body"])
+    assert [u.key for u in uploads] == [
+        "inbox/flowers/Test/Red Rose/red flower (1).jpg",
+        "inbox/flowers/_START",
+    ]
+    assert [u.is_start_marker for u in uploads] == [False, True]
+
+    assert handlers["UploadsFunction"](event, context) == {"batchItemFailures": []}
+    started = local_aws.job_runs("flowers-20261124T100004-")
+    assert len(started) == 1
+
+
+def test_eventbridge_fixture_is_recorded_and_junk_is_reported(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str
+) -> None:
+    event = events.load("sqs_eventbridge_s3_object_created.json")
+    body = event["Records"][0]["body"].replace("inbox/flowers/", f"inbox/{dataset}/")
+    good = events.sqs([body])["Records"][0]
+    junk = events.sqs(["this is not an S3 event"])["Records"][0]
+    response = handlers["UploadsFunction"]({"Records": [good, junk]}, context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": junk["messageId"]}]}
+
+    item = local_aws.client("dynamodb").get_item(
+        TableName=local_aws.table_name, Key={"pk": {"S": f"dataset#{dataset}"}}, ConsistentRead=True
+    )["Item"]
+    assert item["pending"] == {"BOOL": True}
+    assert item["sweep"] == {"S": "DUE"}
+    assert float(item["due_at"]["N"]) == T0 + QUIET
+
+
+def test_objects_outside_dataset_folders_are_ignored(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any
+) -> None:
+    bodies = [
+        json.dumps(events.s3_object_created(key, T0))
+        for key in ("inbox/loose-file.jpg", "inbox/has space/x.jpg", "inbox/folder-only/", "runs/x/y.json")
+    ]
+    deliver(handlers, events, context, bodies)
+    for name in ("loose-file.jpg", "has space", "folder-only", "x"):
+        assert tick(handlers, events, context, T0 + 3600, name) == []
+        item = local_aws.client("dynamodb").get_item(
+            TableName=local_aws.table_name, Key={"pk": {"S": f"dataset#{name}"}}
+        )
+        assert "Item" not in item
+
+
+def test_a_run_emr_refuses_is_retried_then_reported(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    sns_inbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from common.errors import RunStartError
+    from drop_to_run import app
+
+    attempts: list[str] = []
+
+    def refuse(run: Any) -> dict[str, str]:
+        attempts.append(run.run_id)
+        raise RunStartError(f"EMR Serverless refused to start run {run.run_id}: ValidationException")
+
+    monkeypatch.setattr(app.service, "launch", refuse)
+    marker = events.s3_object_created(f"inbox/{dataset}/_START", T0)
+    deliver(handlers, events, context, [json.dumps(marker)])
+    assert len(attempts) == 1
+    for minutes in (3, 4, 5):
+        tick(handlers, events, context, T0 + 60 * minutes, dataset)
+    assert len(attempts) == 3
+    assert len(set(attempts)) == 1, "retries reuse the run id, so EMR's clientToken is the same"
+
+    messages = sns_inbox()
+    assert len(messages) == 1
+    assert messages[0]["Subject"] == f"Featurizer run could not start: {dataset}"
+    assert "ValidationException" in messages[0]["Message"]
+    assert f"upload inbox/{dataset}/_START to try again" in messages[0]["Message"]
+    assert local_aws.job_runs(dataset) == []

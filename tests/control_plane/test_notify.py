@@ -1,0 +1,197 @@
+"""The notify handler fed S3 "Object Created" and EMR Serverless state-change events, against local AWS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+RUN_OUTPUT = Path(__file__).resolve().parents[1] / "events" / "run_output"
+FIXTURE_RUN = "flowers-20261124T100500-3f9a1c2e"
+T_END = 1795515667.0  # 2026-11-24T10:21:07Z
+
+
+@pytest.fixture
+def run(local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str) -> dict[str, Any]:
+    """A run started through the API (so its records exist), with the job run in RUNNING state."""
+    s3 = local_aws.client("s3")
+    s3.put_object(Bucket="featurizer-data", Key=f"inbox/{dataset}/Training/Banana/b1.jpg", Body=b"jpeg")
+    body = json.dumps({"input": f"s3://featurizer-data/inbox/{dataset}/"})
+    response = handlers["ApiFunction"](events.api("POST", "/runs", body), context)
+    created: dict[str, Any] = json.loads(response["body"])
+    local_aws.set_job_state(created["jobRunId"], "RUNNING")
+    return created
+
+
+def write_output(local_aws: Any, dataset: str, run_id: str, names: list[str]) -> None:
+    """Write the run output files of tests/events/run_output/ as the job would, for this run."""
+    s3 = local_aws.client("s3")
+    for name in names:
+        text = (RUN_OUTPUT / name).read_text()
+        text = text.replace(FIXTURE_RUN, run_id).replace("runs/flowers/", f"runs/{dataset}/")
+        s3.put_object(Bucket="featurizer-data", Key=f"runs/{dataset}/{run_id}/{name}", Body=text.encode())
+
+
+def test_completion_flag_publishes_a_success_message_with_the_real_counts(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    run: dict[str, Any],
+    sns_inbox: Any,
+) -> None:
+    run_id = run["run_id"]
+    write_output(
+        local_aws, dataset, run_id, ["manifest.json", "metrics.json", "timings.json", "_COMPLETED.json"]
+    )
+    flag = events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END)
+
+    result = handlers["NotifyFunction"](flag, context)
+    handlers["NotifyFunction"](flag, context)  # EventBridge delivered it twice
+    local_aws.set_job_state(run["jobRunId"], "SUCCESS")
+    success = events.emr_state_change(run["jobRunId"], "SUCCESS", T_END + 20, local_aws.application_id)
+    assert handlers["NotifyFunction"](success, context) == {"published": None}
+
+    assert result["published"] == f"succeeded#{run_id}"
+    messages = sns_inbox()
+    assert len(messages) == 1
+    assert messages[0]["Subject"] == f"Featurizer run succeeded: {dataset} (1297 images)"
+    assert messages[0]["Message"] == (
+        f'Run {run_id} for dataset "{dataset}" finished successfully.\n'
+        "\n"
+        "Images found:       1312\n"
+        "Images featurized:  1297\n"
+        "Images rejected:    15  (listed in rejected.csv)\n"
+        "Classes:            7 (train 1035, test 262)\n"
+        "Accuracy:           96.4 %  (weighted F1 0.963)\n"
+        "Duration:           12 min 34 s (754.3 s)\n"
+        "Finished at:        2026-11-24T10:21:07+00:00\n"
+        "\n"
+        f"Outputs: s3://featurizer-data/runs/{dataset}/{run_id}/\n"
+        "  features/ and pca/ (Parquet), pca.csv, model/ (Spark PipelineModel),\n"
+        "  metrics.json, timings.json, manifest.json, rejected.csv\n"
+        f"Browse: https://s3.console.aws.amazon.com/s3/buckets/featurizer-data?prefix=runs/{dataset}/{run_id}/\n"
+    )
+
+
+def test_counts_come_from_the_manifest(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str, run: dict[str, Any],
+    sns_inbox: Any,
+) -> None:  # fmt: skip
+    run_id = run["run_id"]
+    write_output(local_aws, dataset, run_id, ["metrics.json", "timings.json", "_COMPLETED.json"])
+    manifest = json.loads((RUN_OUTPUT / "manifest.json").read_text())
+    manifest["counts"].update(images_found=40, images_featurized=37, images_rejected=3)
+    local_aws.client("s3").put_object(
+        Bucket="featurizer-data",
+        Key=f"runs/{dataset}/{run_id}/manifest.json",
+        Body=json.dumps(manifest).encode(),
+    )
+    handlers["NotifyFunction"](
+        events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END), context
+    )
+    (message,) = sns_inbox()
+    assert "Images featurized:  37\n" in message["Message"]
+    assert "Images rejected:    3  (listed in rejected.csv)\n" in message["Message"]
+
+
+def test_failed_state_change_publishes_the_reason_and_the_log_location(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    run: dict[str, Any],
+    sns_inbox: Any,
+) -> None:
+    fixture = events.load("emr_job_run_state_change_failed.json")
+    fixture["detail"].update(jobRunId=run["jobRunId"], applicationId=local_aws.application_id)
+    local_aws.set_job_state(run["jobRunId"], "FAILED", fixture["detail"]["stateDetails"])
+
+    result = handlers["NotifyFunction"](fixture, context)
+
+    assert result["published"] == f"failed#{run['run_id']}"
+    (message,) = sns_inbox()
+    assert message["Subject"] == f"Featurizer run failed: {dataset} ({run['run_id']})"
+    text = message["Message"]
+    assert text.startswith(
+        f'Run {run["run_id"]} for dataset "{dataset}" FAILED.\n\nReason: Job failed, please'
+    )
+    assert "NotEnoughClasses: need at least 2 labelled classes" in text
+    logs = f"s3://featurizer-data/logs/applications/{local_aws.application_id}/jobs/{run['jobRunId']}/"
+    assert f"Logs: {logs}\n" in text
+    assert f"driver output: {logs}SPARK_DRIVER/stderr.gz" in text
+    assert f"the images are still in s3://featurizer-data/inbox/{dataset}/" in text
+
+
+def test_failed_flag_and_failed_state_change_send_one_message(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    run: dict[str, Any],
+    sns_inbox: Any,
+) -> None:
+    run_id = run["run_id"]
+    write_output(local_aws, dataset, run_id, ["_FAILED.json"])
+    handlers["NotifyFunction"](
+        events.s3_object_created(f"runs/{dataset}/{run_id}/_FAILED.json", T_END), context
+    )
+    local_aws.set_job_state(run["jobRunId"], "FAILED", "Job failed. ExitCode: 1.")
+    state = events.emr_state_change(
+        run["jobRunId"], "FAILED", T_END + 30, local_aws.application_id, "ExitCode: 1"
+    )
+    handlers["NotifyFunction"](state, context)
+
+    (message,) = sns_inbox()
+    assert (
+        "Reason: need at least 2 labelled classes to fit the classifier, found 1 (Banana)\n"
+        in message["Message"]
+    )
+    assert "Failed stage: fit (NotEnoughClasses)\n" in message["Message"]
+
+
+@pytest.mark.parametrize(
+    ("state", "details", "subject_verb", "reason"),
+    [
+        ("CANCELLED", "Job run cancelled by user", "was cancelled", "Job run cancelled by user"),
+        ("CANCELLED", "Job run timed out after 120 minutes", "was cancelled", "timed out after 120 minutes"),
+        ("SUCCESS", None, "failed", "the job ended without writing _COMPLETED.json"),
+    ],
+)
+def test_cancelled_or_flagless_runs_are_not_silent(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    run: dict[str, Any],
+    sns_inbox: Any,
+    state: str,
+    details: str | None,
+    subject_verb: str,
+    reason: str,
+) -> None:
+    local_aws.set_job_state(run["jobRunId"], state, details)
+    handlers["NotifyFunction"](
+        events.emr_state_change(run["jobRunId"], state, T_END, local_aws.application_id, details), context
+    )
+    (message,) = sns_inbox()
+    assert message["Subject"] == f"Featurizer run {subject_verb}: {dataset} ({run['run_id']})"
+    assert reason in message["Message"]
+
+
+def test_a_failed_job_run_the_service_did_not_start_is_still_reported(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, sns_inbox: Any
+) -> None:
+    event = events.emr_state_change("00f1unknownjob01", "FAILED", T_END, local_aws.application_id, "OOM")
+    handlers["NotifyFunction"](event, context)
+    (message,) = sns_inbox()
+    assert message["Subject"] == "Featurizer run failed: unknown dataset (EMR job run 00f1unknownjob01)"
+    assert "Reason: OOM" in message["Message"]

@@ -1,0 +1,151 @@
+"""template.yaml: the linters pass, and the IAM and wiring rules of the issue hold."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+LINT_ENV = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+
+
+def sam_command() -> list[str]:
+    """The SAM CLI: $SAM_CLI, else `sam` on PATH or beside this interpreter, else `python -m samcli`.
+
+    aws-sam-cli pins an older boto3 than the job, so it usually lives in a virtualenv of its own
+    (tests/control_plane/requirements-sam.txt); point SAM_CLI at that venv's bin/sam.
+    """
+    if os.environ.get("SAM_CLI"):
+        return [os.environ["SAM_CLI"]]
+    beside = Path(sys.executable).parent / "sam"
+    if beside.exists():
+        return [str(beside)]
+    on_path = shutil.which("sam")
+    if on_path:
+        return [on_path]
+    try:
+        import samcli  # noqa: F401
+    except ImportError:
+        pytest.fail(
+            "the SAM CLI is not installed: `python3 -m venv /opt/sam && /opt/sam/bin/pip install -r "
+            "tests/control_plane/requirements-sam.txt`, then set SAM_CLI=/opt/sam/bin/sam"
+        )
+    return [sys.executable, "-m", "samcli"]
+
+
+def test_cfn_lint_passes() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cfnlint.runner import main; sys.exit(main())",
+            str(TEMPLATE),
+        ],
+        capture_output=True,
+        text=True,
+        env=LINT_ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = subprocess.run(
+        [*sam_command(), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env={**LINT_ENV, "SAM_CLI_TELEMETRY": "0"},
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every IAM policy statement written in the template (roles, function policies, resource policies)."""
+    for name, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = [
+            policy["PolicyDocument"] for policy in props.get("Policies", []) if "PolicyDocument" in policy
+        ]
+        documents += [policy for policy in props.get("Policies", []) if "Statement" in policy]
+        if "PolicyDocument" in props:
+            documents.append(props["PolicyDocument"])
+        if "AssumeRolePolicyDocument" in props:
+            documents.append(props["AssumeRolePolicyDocument"])
+        for document in documents:
+            for statement in document["Statement"]:
+                yield name, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_allow_statement_has_a_wildcard_action_or_resource(local_aws: Any) -> None:
+    found = list(statements(local_aws.template))
+    assert len(found) > 30
+    for name, statement in found:
+        if statement["Effect"] == "Deny":
+            continue  # TLS-only bucket policies deny s3:* over plain HTTP; a Deny grants nothing
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{name}: wildcard action {action}"
+        for resource in as_list(statement.get("Resource", [])):
+            assert resource != "*", f"{name}: Resource '*'"
+
+
+def test_buckets_are_versioned_encrypted_private_and_tls_only(local_aws: Any) -> None:
+    resources = local_aws.template["Resources"]
+    for bucket in ("DataBucket", "ArtifactsBucket"):
+        props = resources[bucket]["Properties"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+        policy = resources[f"{bucket}Policy"]["Properties"]["PolicyDocument"]["Statement"][0]
+        assert policy["Effect"] == "Deny"
+        assert policy["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    data = resources["DataBucket"]["Properties"]
+    assert data["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+
+
+def test_every_rule_and_async_function_has_a_dead_letter_queue(local_aws: Any) -> None:
+    resources = local_aws.template["Resources"]
+    for target in resources["InboxObjectCreatedRule"]["Properties"]["Targets"]:
+        assert "DeadLetterConfig" in target
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event_name, event in resource["Properties"].get("Events", {}).items():
+            if event["Type"] in ("EventBridgeRule", "Schedule"):
+                assert "DeadLetterConfig" in event["Properties"], f"{name}.{event_name}"
+                assert "DeadLetterQueue" in resource["Properties"], name
+
+
+def test_emr_application_and_api(local_aws: Any) -> None:
+    template = local_aws.template
+    app = template["Resources"]["EmrApplication"]["Properties"]
+    assert app["AutoStartConfiguration"] == {"Enabled": True}
+    assert app["AutoStopConfiguration"]["Enabled"] is True
+    assert set(app["MaximumCapacity"]) == {"Cpu", "Memory", "Disk"}
+    assert template["Parameters"]["ReleaseLabel"]["Default"].startswith("emr-7.")
+    api = template["Resources"]["HttpApi"]["Properties"]["Auth"]
+    assert api["DefaultAuthorizer"] == "AWS_IAM"
+    table = template["Resources"]["StateTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert set(template["Outputs"]) >= {
+        "ApiUrl",
+        "DataBucketName",
+        "ArtifactsBucketName",
+        "EmrApplicationId",
+        "RunReportsTopicArn",
+    }
