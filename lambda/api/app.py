@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 from common.config import JobSettings, StateSettings
 from common.emr import launch_run
 from common.errors import InvalidRequestError, RunStartError
@@ -41,7 +42,7 @@ app = APIGatewayHttpResolver()
 JOB = JobSettings.from_env()
 STATE = StateSettings.from_env()
 
-s3 = boto3.client("s3")
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))  # presigned report links: SigV4
 emr = boto3.client("emr-serverless")
 table = boto3.resource("dynamodb").Table(STATE.table_name)
 

@@ -18,6 +18,8 @@ from common.runs import RunSpec, make_run_id, output_uri, run_prefix
 
 from api.requests import RunRequest, normalise_input
 
+REPORT_LINK_SECONDS = 3600
+
 
 @dataclass
 class RunsApi:
@@ -97,6 +99,8 @@ class RunsApi:
             status["finished_at"] = completed.get("finished_at")
             status["timings"] = self._read_json(f"{prefix}timings.json")
             status["metrics"] = self._read_json(f"{prefix}metrics.json")
+            if completed.get("report"):
+                status["report"] = self._report(completed["report"])
         elif failed is not None:
             status["state"] = "FAILED"
             status["failure"] = {k: failed.get(k) for k in ("stage", "error", "message", "finished_at")}
@@ -117,6 +121,14 @@ class RunsApi:
             raise RunAlreadyFinishedError(run_id, state)
         self.emr.cancel_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)
         return {"run_id": run_id, "jobRunId": job_run_id, "state": "CANCELLING"}
+
+    def _report(self, uri: str) -> dict[str, str]:
+        """The report's S3 URI and a presigned HTTPS link to it that a browser opens (valid up to an hour)."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        url = self.s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=REPORT_LINK_SECONDS
+        )
+        return {"uri": uri, "url": url}
 
     def _emr_state(self, job_run_id: str) -> tuple[str, str | None]:
         job = self.emr.get_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)["jobRun"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CONSOLE = "https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={prefix}"
+CONSOLE_OBJECT = "https://s3.console.aws.amazon.com/s3/object/{bucket}?prefix={key}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,18 @@ def _percent(value: Any) -> str:
     return (
         f"{float(value) * 100:.1f} %" if isinstance(value, int | float) else "n/a (no labelled test images)"
     )
+
+
+def _report_lines(report: Any) -> list[str]:
+    """Where the run's report.html is, and its S3 console page (which opens or downloads it)."""
+    if not isinstance(report, str) or not report.startswith("s3://"):
+        return []
+    bucket, _, key = report.removeprefix("s3://").partition("/")
+    return [
+        f"Report: {report}",
+        f"  open it from the S3 console: {CONSOLE_OBJECT.format(bucket=bucket, key=key)}",
+        "",
+    ]
 
 
 def success_notice(
@@ -78,6 +91,7 @@ def success_notice(
         f"Duration:           {_duration(duration)}",
         f"Finished at:        {completed.get('finished_at', 'unknown')}",
         "",
+        *_report_lines(completed.get("report")),
         f"Outputs: {output}",
         "  features/ and pca/ (Parquet), pca.csv, model/ (Spark PipelineModel),",
         "  metrics.json, timings.json, manifest.json, rejected.csv",

@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "run": "featurize a folder of images on local Spark (see `featurizer run --help`)",
         "sample": "draw sample images (see `featurizer sample --help`)",
+        "scale": "time and EMR Serverless cost of larger runs (see `featurizer scale --help`)",
     }
     if not args or args[0] not in commands:
         usage = "\n".join(f"  {name:8} {text}" for name, text in commands.items())
@@ -46,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args and args[0] in ("-h", "--help") else 2
     if args[0] == "sample":
         return _sample(args[1:])
+    if args[0] == "scale":
+        from featurizer.scale import main as scale
+
+        return scale(args[1:])
     from featurizer.job import main as run_job
 
     return run_job(args[1:], local=True, prog="featurizer run")

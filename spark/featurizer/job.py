@@ -43,6 +43,7 @@ from featurizer.outputs import (
     write_single_csv,
 )
 from featurizer.progress import Progress
+from featurizer.report import write_report
 from featurizer.session import (
     S3ConnectorMissing,
     configure_job,
@@ -246,15 +247,18 @@ def _execute(run: _Run, images: DataFrame, listing: CatalogSummary, started_at: 
         write_single_csv(read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id")
         storage.write_json(run.uri("metrics.json"), metrics)
         counts = _verified_counts(run, listing, metrics, through_model.value)
-        storage.write_json(run.uri("manifest.json"), _manifest(run, counts, started_at))
+        manifest = _manifest(run, counts, started_at)
+        storage.write_json(run.uri("manifest.json"), manifest)
 
     timings = run.timer.as_dict()
     storage.write_json(run.uri("timings.json"), timings)
+    report = write_report(spark, options.run_uri, metrics, timings, manifest)  # shows the final timings
     completed = {
         "status": "COMPLETED",
         "run_id": options.run_id,
         "output": options.run_uri,
         "finished_at": datetime.now(UTC).isoformat(),
+        "report": report,
         "summary": {
             "images_found": counts["images_found"],
             "images_featurized": counts["images_featurized"],

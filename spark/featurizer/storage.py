@@ -71,10 +71,12 @@ def _s3_client() -> Any:
     return boto3.client("s3")
 
 
-def write_bytes(uri: str, data: bytes) -> None:
+def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
+    """Write a file; on S3, `content_type` lets a browser show it (e.g. an HTML page) instead of saving it."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        _s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
+        extra = {"ContentType": content_type} if content_type else {}
+        _s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data, **extra)
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)

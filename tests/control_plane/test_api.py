@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -12,6 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 REQUEST_TIME = 1795514400.0  # 2026-11-24T10:00:00Z, the time of the request fixtures
+FIXTURE_RUN = "flowers-20261124T100500-3f9a1c2e"  # the run of tests/events/run_output/
 
 
 def call(handlers: dict[str, Any], event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any], dict]:
@@ -144,6 +147,12 @@ def test_get_run_reports_emr_state_then_outputs_once_complete(
     assert done["summary"]["images_featurized"] == 1297
     assert done["timings"]["total_seconds"] == 754.3
     assert done["metrics"]["accuracy"] == 0.9637
+    report = f"runs/flowers/{FIXTURE_RUN}/report.html"
+    assert done["report"]["uri"] == f"s3://featurizer-data/{report}"
+    assert parse_qs(urlparse(done["report"]["url"]).query)["X-Amz-Expires"] == ["3600"]
+    s3.put_object(Bucket="featurizer-data", Key=report, Body=b"<!DOCTYPE html>", ContentType="text/html")
+    with urllib.request.urlopen(done["report"]["url"]) as opened:  # the link works without credentials
+        assert opened.read() == b"<!DOCTYPE html>"
 
 
 def test_delete_cancels_a_running_run_and_refuses_a_finished_one(

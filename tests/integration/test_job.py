@@ -39,15 +39,6 @@ def read_json(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def onnx_run(
-    spark: SparkSession, dataset: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    output = tmp_path_factory.mktemp("runs")
-    run(spark, dataset, output, "onnx-run", weights)
-    return output / "onnx-run"
-
-
-@pytest.fixture(scope="module")
 def submitted_run(dataset: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The entry point EMR Serverless runs, through spark-submit, with the tensorflow engine."""
     output = tmp_path_factory.mktemp("submitted")

@@ -87,6 +87,10 @@ def test_a_run_from_s3_to_s3_completes_with_every_output(
     counts = json.loads(get("manifest.json"))["counts"]
     assert (counts["images_found"], counts["images_featurized"], counts["images_rejected"]) == (75, 69, 6)
     assert json.loads(get(COMPLETED_FLAG))["status"] == "COMPLETED"
+    assert json.loads(get(COMPLETED_FLAG))["report"] == "s3://data/runs/fruits/r1/report.html"
+    report = s3.get_object(Bucket="data", Key="runs/fruits/r1/report.html")
+    assert report["ContentType"] == "text/html; charset=utf-8"  # a browser shows it rather than saving it
+    assert b'<section id="pca-scatter">' in report["Body"].read()
     assert len(pd.read_csv(io.BytesIO(get("pca.csv")))) == 69
     rejected = pd.read_csv(io.BytesIO(get("rejected.csv")))
     assert rejected["path"].str.startswith("s3://data/inbox/fruits/Banana/").all()
