@@ -15,21 +15,14 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from common.config import JobSettings, StateSettings
-from common.emr import launch_run
 from common.errors import InvalidRequestError, RunStartError
-from common.runs import RunSpec
+from common.launch import idempotent_launcher
 
 from api.requests import RequestValidationError, check_run_id, parse_run_request
 from api.service import RunsApi
@@ -46,20 +39,9 @@ s3 = boto3.client("s3", config=Config(signature_version="s3v4"))  # presigned re
 emr = boto3.client("emr-serverless")
 table = boto3.resource("dynamodb").Table(STATE.table_name)
 
-persistence = DynamoDBPersistenceLayer(table_name=STATE.table_name, key_attr="pk")
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="run_id",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=STATE.idempotency_ttl_seconds,
+start_run_once, idempotency_config = idempotent_launcher(
+    job=JOB, state=STATE, emr=emr, table=table, metrics=metrics
 )
-
-
-@idempotent_function(
-    data_keyword_argument="run", persistence_store=persistence, config=idempotency_config, key_prefix="launch"
-)
-def start_run_once(run: RunSpec) -> dict[str, str]:
-    metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
-    return launch_run(run, settings=JOB, emr=emr, table=table)
 
 
 runs = RunsApi(
@@ -68,7 +50,7 @@ runs = RunsApi(
     s3=s3,
     emr=emr,
     table=table,
-    launch=lambda run: start_run_once(run=run),
+    launch=start_run_once,
 )
 
 

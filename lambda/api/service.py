@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
 from common import records
 from common.config import JobSettings
 from common.errors import InvalidRequestError, RunAlreadyFinishedError, RunNotFoundError
 from common.models import TERMINAL_STATES
+from common.outputs import read_run_json
 from common.runs import RunSpec, make_run_id, output_uri, run_prefix
 
 from api.requests import RunRequest, normalise_input
@@ -135,11 +135,4 @@ class RunsApi:
         return str(job["state"]), job.get("stateDetails") or None
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.s3.get_object(Bucket=self.settings.data_bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
-        loaded: dict[str, Any] = json.loads(body)
-        return loaded
+        return read_run_json(self.s3, self.settings.data_bucket, key)

@@ -16,18 +16,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from common.config import DebounceSettings, JobSettings, StateSettings
-from common.emr import launch_run
+from common.launch import idempotent_launcher
 from common.models import TERMINAL_STATES, EmrJobRunStateChangeEvent
-from common.runs import RunSpec
 from pydantic import ValidationError
 
 from drop_to_run.debounce import Action, Upload
@@ -47,20 +41,9 @@ emr = boto3.client("emr-serverless")
 sns = boto3.client("sns")
 table = boto3.resource("dynamodb").Table(STATE.table_name)
 
-persistence = DynamoDBPersistenceLayer(table_name=STATE.table_name, key_attr="pk")
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="run_id",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=STATE.idempotency_ttl_seconds,
+start_run_once, idempotency_config = idempotent_launcher(
+    job=JOB, state=STATE, emr=emr, table=table, metrics=metrics
 )
-
-
-@idempotent_function(
-    data_keyword_argument="run", persistence_store=persistence, config=idempotency_config, key_prefix="launch"
-)
-def start_run_once(run: RunSpec) -> dict[str, str]:
-    metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
-    return launch_run(run, settings=JOB, emr=emr, table=table)
 
 
 def publish(subject: str, message: str) -> None:
@@ -72,7 +55,7 @@ service = DropToRun(
     table=table,
     settings=JOB,
     quiet_seconds=DEBOUNCE.quiet_seconds,
-    launch=lambda run: start_run_once(run=run),
+    launch=start_run_once,
     publish=publish,
 )
 

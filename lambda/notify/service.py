@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from common import records
 from common.config import JobSettings
+from common.outputs import read_run_json
 from common.runs import run_prefix
 
 from notify.messages import Notice, failure_notice, success_notice
@@ -117,15 +117,4 @@ class Notifier:
         return known_state or job["jobRun"].get("state"), job["jobRun"].get("stateDetails") or None
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.s3.get_object(Bucket=self.settings.data_bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
-        try:
-            loaded: dict[str, Any] = json.loads(body)
-        except json.JSONDecodeError:
-            logger.warning("unreadable JSON in run output", extra={"key": key})
-            return None
-        return loaded
+        return read_run_json(self.s3, self.settings.data_bucket, key)
