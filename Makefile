@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 and Java 17 installed):
-#   make demo   - sample images -> the job on local Spark -> outputs in demo/runs/demo/
+#   make demo   - sample images -> the whole service on a local stack (python -m local demo) -> e-mail text
+#   make stack  - the local stack, left running (ports: make stack LOCAL_ARGS="--api-port 8080")
 #   make test   - lint and the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell sha256sum tests/control_plane/requirements-sam.txt | cut -c1-12)
 
-.PHONY: setup s3a sam demo test lint bench clean
+.PHONY: setup s3a sam demo stack test lint bench clean
 
 $(STAMP): $(REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
@@ -34,9 +35,11 @@ $(SAM_STAMP): tests/control_plane/requirements-sam.txt
 
 sam: $(SAM_STAMP)
 
-demo: setup
-	@test -d demo/images || $(BIN)/featurizer sample --output demo/images
-	$(BIN)/featurizer run --input demo/images --output demo/runs --run-id demo
+demo: s3a
+	$(BIN)/python -m local demo $(LOCAL_ARGS)
+
+stack: s3a
+	$(BIN)/python -m local stack $(LOCAL_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -49,4 +52,4 @@ bench: setup
 	$(BIN)/python bench/featurize_throughput.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) demo dist
+	rm -rf $(VENV) $(SAM_VENV) demo dist .local-stack

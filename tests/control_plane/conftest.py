@@ -24,82 +24,20 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from moto.server import ThreadedMotoServer
+
+from local.aws import create_table
+from local.template import ACCOUNT, REGION, function_environment, functions, load_template, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_DIR = ROOT / "lambda"
 EVENTS_DIR = ROOT / "tests" / "events"
-TEMPLATE = ROOT / "template.yaml"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 DATA_BUCKET = "featurizer-data"  # the bucket name the event fixtures carry
 ARTIFACTS_BUCKET = "featurizer-artifacts"
 JOB_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/featurizer-JobRuntimeRole"
 
 if str(LAMBDA_DIR) not in sys.path:  # lambda/ is the CodeUri of every function: its packages are top-level
     sys.path.insert(0, str(LAMBDA_DIR))
-
-
-# ------------------------------------------------------------------ template.yaml
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that turns CloudFormation short-form tags (!Ref, !GetAtt, !Sub...) into their long form."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def load_template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
-    return loaded
-
-
-def resolve(value: Any, template: dict[str, Any], resources: dict[str, str]) -> str:
-    """A template value as a string: parameters take their Default, resources the names in ``resources``."""
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, dict) and "Ref" in value:
-        name = value["Ref"]
-        if name in template.get("Parameters", {}):
-            return str(template["Parameters"][name]["Default"])
-        return resources[name]
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return resources[".".join(value["Fn::GetAtt"])]
-    raise AssertionError(f"cannot resolve template value {value!r}")
-
-
-def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        name: resource["Properties"]
-        for name, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
-
-
-def function_environment(
-    template: dict[str, Any], function: str, resources: dict[str, str]
-) -> dict[str, str]:
-    """The environment variables template.yaml gives ``function`` (Globals, then the function's own)."""
-    variables = dict(
-        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    )
-    own = functions(template)[function].get("Environment", {}).get("Variables", {})
-    variables.update(own)
-    return {name: resolve(value, template, resources) for name, value in variables.items()}
 
 
 # ------------------------------------------------------------------ context and events
@@ -257,19 +195,6 @@ class LocalAws:
         raise AssertionError(f"no job run {job_run_id}")
 
 
-def _create_table(aws: Any, template: dict[str, Any], name: str) -> None:
-    props = template["Resources"]["StateTable"]["Properties"]
-    dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode=props["BillingMode"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-    )
-    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
-
-
 @pytest.fixture(scope="package")
 def local_aws() -> Iterator[LocalAws]:
     """The local services, for the tests of this package only: the environment is restored afterwards."""
@@ -295,7 +220,7 @@ def local_aws() -> Iterator[LocalAws]:
     for bucket in (DATA_BUCKET, ARTIFACTS_BUCKET):
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    _create_table(aws, template, aws.table_name)
+    create_table(aws.client("dynamodb"), template, aws.table_name)
     aws.topic_arn = aws.client("sns").create_topic(Name="featurizer-run-reports")["TopicArn"]
     emr_props = template["Resources"]["EmrApplication"]["Properties"]
     aws.application_id = aws.client("emr-serverless").create_application(

@@ -1,0 +1,228 @@
+"""The local stack: start everything in order, stop everything in reverse, whatever failed in between."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Any
+
+import pyspark
+
+from featurizer.session import require_s3a, s3a_jars
+from local import api, artifacts, emr, eventbridge
+from local.aws import CREDENTIALS, SNS_QUEUE, LocalAws, invoke_queue
+from local.events import Dispatcher
+from local.jobs import JobRun, Runtime
+from local.lambdas import LocalFunction, function_environment
+from local.ports import HOST, Ports, check_free
+from local.template import ACCOUNT, APPLICATION_ID, DATA_BUCKET, REGION, StackTemplate, resource_names
+
+logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    ports: Ports = field(default_factory=Ports)
+    quiet_seconds: int = 10  # template default 120 (its minimum is 10)
+    sweep_seconds: float = 5  # template: rate(1 minute)
+    batch_window_seconds: float = 2  # template: MaximumBatchingWindowInSeconds 20
+    spark_cores: int = 2
+    driver_memory: str = "2g"  # template: 14g, an EMR worker's
+    state_dir: Path = ROOT / ".local-stack"
+
+
+def rate_seconds(expression: str) -> float:
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|second|seconds)\)", expression)
+    if not match:
+        raise ValueError(f"unsupported schedule {expression!r}")
+    unit = {"s": 1, "m": 60, "h": 3600}[match.group(2)[0]]
+    return int(match.group(1)) * unit
+
+
+class LocalStack:
+    def __init__(
+        self, options: StackOptions, on_notification: Callable[[str, str], None] | None = None
+    ) -> None:
+        self.options = options
+        self.on_notification = on_notification
+        self.aws = LocalAws(HOST, options.ports.aws)
+        self.functions: dict[str, LocalFunction] = {}
+        self.dispatcher: Dispatcher | None = None
+        self.application: emr.Application | None = None
+        self.servers: list[ThreadingHTTPServer] = []
+        self.notifications: list[dict[str, str]] = []
+        self._stops: list[Callable[[], None]] = []
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        ports = self.options.ports
+        return {
+            "aws": self.aws.endpoint,
+            "emr": f"http://{HOST}:{ports.emr}",
+            "api": f"http://{HOST}:{ports.api}",
+        }
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        options = self.options
+        check_free(options.ports)
+        require_s3a()
+        built = artifacts.build()  # before anything runs: a failed build leaves nothing to stop
+        state = options.state_dir
+        shutil.rmtree(state, ignore_errors=True)
+        (state / "logs").mkdir(parents=True)
+
+        self.aws.start()
+        self._stops.append(self.aws.stop)
+        topic_arn = self.aws.create_topic()
+        template = StackTemplate(resource_names(topic_arn), {"QUIET_SECONDS": str(options.quiet_seconds)})
+        self.aws.create_resources(template, topic_arn)
+        env = {spec.name: spec.environment for spec in template.functions()}
+        artifacts.upload(
+            built, self.aws.client("s3"), template.resources["ArtifactsBucket"], next(iter(env.values()))
+        )
+
+        self._start_emr(template, state)
+        for spec in template.functions():
+            environment = function_environment(spec, self.endpoints, CREDENTIALS)
+            self.functions[spec.name] = LocalFunction(spec, environment, state / "logs")
+        self._stops.append(self._stop_functions)
+        starting = [Thread(target=f.start) for f in self.functions.values()]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        for function in self.functions.values():
+            if function.process is None:
+                function.start()  # its cold start failed: raise the error here
+
+        self._start_events(template, options)
+        server = api.make_server(
+            self.functions[template.api_function()], template.http_routes(), HOST, options.ports.api
+        )
+        self._serve(server)
+        (state / "stack.json").write_text(self.describe_json())
+
+    def _start_emr(self, template: StackTemplate, state: Path) -> None:
+        capacity = {
+            "cpu": template.parameter("MaximumCpu"),
+            "memory": template.parameter("MaximumMemory"),
+            "disk": template.parameter("MaximumDisk"),
+        }
+        record = emr.application_record(
+            APPLICATION_ID, "featurizer-local", template.parameter("ReleaseLabel"), capacity
+        )
+        runtime = Runtime(
+            s3=self.aws.client("s3"),
+            s3_endpoint=self.aws.endpoint,
+            aws_env=CREDENTIALS | {"AWS_ENDPOINT_URL": self.aws.endpoint},
+            s3a_jars=s3a_jars(),
+            spark_home=Path(pyspark.__file__).parent,
+            state_dir=state / "emr",
+            cores=self.options.spark_cores,
+            driver_memory=self.options.driver_memory,
+        )
+
+        def emit(run: JobRun, previous: str) -> None:
+            detail = run.state_change_detail(previous)
+            eventbridge.publish(
+                eventbridge.event(
+                    ACCOUNT, REGION, "aws.emr-serverless", "EMR Serverless Job Run State Change", [], detail
+                )
+            )
+
+        self.application = emr.Application(
+            record, runtime, emit, created_by="arn:aws:sts::123456789012:assumed-role/local-stack/featurizer"
+        )
+        self._stops.append(self.application.shutdown)
+        self._serve(emr.make_server(self.application, HOST, self.options.ports.emr))
+
+    def _start_events(self, template: StackTemplate, options: StackOptions) -> None:
+        dispatcher = Dispatcher(self.aws.client("sqs"), REGION)
+        self.dispatcher = dispatcher
+        self._stops.append(dispatcher.stop)
+        queues = self.aws.queues
+        mapping = template.resource("UploadsEventSource")["Properties"]
+        uploads_function = mapping["FunctionName"]["Ref"]
+        dispatcher.event_source_mapping(
+            queues["UploadsQueue"],
+            self.aws.queue_arn("UploadsQueue"),
+            self.functions[uploads_function],
+            int(mapping["BatchSize"]),
+            min(float(mapping["MaximumBatchingWindowInSeconds"]), options.batch_window_seconds),
+        )
+        for target in dict.fromkeys(
+            rule.target for rule in template.rules() if rule.target in self.functions
+        ):
+            dispatcher.asynchronous(
+                queues[invoke_queue(target)], self.functions[target], queues["EventsDeadLetterQueue"]
+            )
+        for function, expression in template.schedules().items():
+            period = min(rate_seconds(expression), options.sweep_seconds)
+            dispatcher.schedule(self.functions[function], period)
+        dispatcher.subscription(queues[SNS_QUEUE], self._notified)
+
+    def _notified(self, subject: str, message: str) -> None:
+        self.notifications.append({"Subject": subject, "Message": message})
+        with (self.options.state_dir / "sns-messages.jsonl").open("a") as log:
+            log.write(json.dumps({"Subject": subject, "Message": message}) + "\n")
+        if self.on_notification is not None:
+            self.on_notification(subject, message)
+
+    def _serve(self, server: ThreadingHTTPServer) -> None:
+        thread = Thread(target=server.serve_forever, name=f"http-{server.server_address[1]}", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
+
+        self.servers.append(server)
+        self._stops.append(stop)
+
+    def _stop_functions(self) -> None:
+        for function in self.functions.values():
+            function.stop()
+
+    def stop(self) -> None:
+        """Stop in reverse order; every step runs even if an earlier one fails."""
+        while self._stops:
+            step = self._stops.pop()
+            try:
+                step()
+            except Exception:
+                logger.exception("stopping the local stack: %s failed", getattr(step, "__qualname__", step))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "endpoints": self.endpoints,
+            "data_bucket": DATA_BUCKET,
+            "inbox": f"s3://{DATA_BUCKET}/inbox/<dataset>/",
+            "application_id": APPLICATION_ID,
+            "quiet_seconds": self.options.quiet_seconds,
+            "sweep_seconds": self.options.sweep_seconds,
+            "state_dir": str(self.options.state_dir),
+            "credentials": {k: v for k, v in CREDENTIALS.items() if k != "AWS_SESSION_TOKEN"},
+        }
+
+    def describe_json(self) -> str:
+        return json.dumps(self.describe(), indent=2)

@@ -1,0 +1,77 @@
+"""Drop-to-run on the local stack: S3 events -> EventBridge -> SQS -> debounce -> one EMR run -> e-mail."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from featurizer.samples import generate
+from local.template import DATA_BUCKET
+from tests.e2e.conftest import TERMINAL, job_state, notification
+from tests.e2e.stack import RunningStack, wait_for
+
+
+def test_a_drop_of_a_few_hundred_images_starts_one_run_that_completes_and_notifies(
+    stack: RunningStack, dataset_name: str, tmp_path: Path
+) -> None:
+    samples = generate(tmp_path / dataset_name, per_class=60, seed=7, defects=True)
+    uploaded = stack.upload(samples.root, dataset_name)
+
+    (run,) = wait_for(lambda: stack.job_runs(dataset_name), 60, "the run the drop starts")
+    wait_for(lambda: job_state(stack, run["id"]) in TERMINAL, 240, "the run to end", every=2)
+
+    assert job_state(stack, run["id"]) == "SUCCESS"
+    assert len(stack.job_runs(dataset_name)) == 1
+    message = notification(stack, run["name"])
+    found = samples.images
+    featurized = samples.images - samples.defective
+    assert message["Subject"] == f"Featurizer run succeeded: {dataset_name} ({featurized} images)"
+    assert f"Images found:       {found}\n" in message["Message"]
+    assert f"Images featurized:  {featurized}\n" in message["Message"]
+    assert f"Images rejected:    {samples.defective} " in message["Message"]
+    assert uploaded == found + samples.other_files
+    flag = stack.client("s3").get_object(
+        Bucket=DATA_BUCKET, Key=f"runs/{dataset_name}/{run['name']}/_COMPLETED.json"
+    )
+    assert json.loads(flag["Body"].read())["summary"]["images_featurized"] == featurized
+
+
+def test_duplicate_s3_events_start_one_run(stack: RunningStack, dataset_name: str, tmp_path: Path) -> None:
+    samples = generate(tmp_path / dataset_name, per_class=6, seed=5, defects=False)
+    stack.upload(samples.root, dataset_name)
+    stack.upload(samples.root, dataset_name)  # every object created twice: two events each
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    queue = sqs.get_queue_url(QueueName="UploadsQueue")["QueueUrl"]
+    for item in s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=f"inbox/{dataset_name}/")["Contents"]:
+        event = object_created(item["Key"], item["ETag"].strip('"'), item["Size"])
+        for _ in range(2):  # and the same event delivered twice more (at-least-once delivery)
+            sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+
+    (run,) = wait_for(lambda: stack.job_runs(dataset_name), 60, "the run the drop starts")
+    time.sleep(15)  # past the quiet period and several sweeps: nothing else may start
+    assert [r["id"] for r in stack.job_runs(dataset_name)] == [run["id"]]
+    stack.client("emr-serverless").cancel_job_run(applicationId=stack.application_id, jobRunId=run["id"])
+    wait_for(lambda: job_state(stack, run["id"]) == "CANCELLED", 60, "the run to be cancelled")
+
+
+def object_created(key: str, etag: str, size: int) -> dict[str, object]:
+    return {
+        "version": "0",
+        "id": "5b0c6f2e-5f7e-4c3b-9d55-3a3e3f1b2c4d",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{DATA_BUCKET}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": DATA_BUCKET},
+            "object": {"key": key, "size": size, "etag": etag, "sequencer": "00617F08299329D189"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        },
+    }
