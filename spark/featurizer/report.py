@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from featurizer import charts, storage
@@ -57,8 +57,10 @@ class ReportInputs:
 
 
 def pca_sample(pca: DataFrame, max_points: int = MAX_POINTS, seed: int = 42) -> list[Point]:
-    """(label, pca_1, pca_2) of a seeded sample of labelled images, about max_points / classes per class.
+    """(label, pca_1, pca_2) of a seeded sample of labelled images: at most max_points / classes per class.
 
+    A seeded Bernoulli sample of about twice the target is drawn per class, then cut to the exact cap per
+    class by rank: every class is kept, however the rows are ordered, and only the sample is ranked.
     With a single component, pca_2 is 0: the images lie on a line.
     """
     labelled = pca.where(F.col("label").isNotNull())
@@ -66,12 +68,14 @@ def pca_sample(pca: DataFrame, max_points: int = MAX_POINTS, seed: int = 42) -> 
     if not counts:
         return []
     per_class = max(1, max_points // len(counts))
-    fractions = {label: min(1.0, per_class / count) for label, count in counts.items()}
+    fractions = {label: min(1.0, 2 * per_class / count) for label, count in counts.items()}
     second = F.col("pca_2") if "pca_2" in pca.columns else F.lit(0.0)
+    rank = F.row_number().over(Window.partitionBy("label").orderBy(F.rand(seed)))
     rows = (
         labelled.sampleBy("label", fractions, seed)
         .select("label", F.col("pca_1").alias("x"), second.alias("y"))
-        .limit(max_points)
+        .withColumn("_rank", rank)
+        .where(F.col("_rank") <= per_class)
         .collect()
     )
     return [(row["label"], float(row["x"]), float(row["y"])) for row in rows]

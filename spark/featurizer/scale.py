@@ -46,6 +46,7 @@ class MeasuredRun:
 class TimeFit:
     startup_seconds: float
     seconds_per_image: float
+    through_origin: bool = False  # the runs implied a negative start-up time, so none is assumed
 
     def seconds(self, images: int) -> float:
         return self.startup_seconds + self.seconds_per_image * images
@@ -87,7 +88,7 @@ def read_run(run_uri: str) -> MeasuredRun:
 
 
 def fit_time(runs: Sequence[MeasuredRun]) -> TimeFit:
-    """Least squares line through (images, seconds)."""
+    """Least squares line through (images, seconds); through the origin if its start-up time is negative."""
     if len({run.images for run in runs}) < 2:
         raise NotEnoughSizes(
             "at least two runs of different sizes are needed to separate the start-up time from the "
@@ -100,6 +101,10 @@ def fit_time(runs: Sequence[MeasuredRun]) -> TimeFit:
             "the larger runs were not slower than the smaller ones, so the time per image cannot be "
             "estimated: measure runs whose sizes differ more (e.g. ten times)"
         )
+    if intercept < 0:
+        images = np.array([r.images for r in runs], dtype=float)
+        seconds = np.array([r.seconds for r in runs], dtype=float)
+        return TimeFit(0.0, float(images @ seconds / (images @ images)), through_origin=True)
     return TimeFit(float(intercept), float(slope))
 
 
@@ -127,7 +132,12 @@ def table(runs: Sequence[MeasuredRun], fit: TimeFit, rows: Sequence[Estimate], w
     lines += [f"  {r.images:>12,}  {r.seconds:>10.1f}  {r.uri}" for r in sorted(runs, key=lambda r: r.images)]
     lines += [
         "",
-        f"fit: time = {fit.startup_seconds:.1f} s + {fit.seconds_per_image * 1000:.3f} ms x images",
+        f"fit: time = {fit.startup_seconds:.1f} s + {fit.seconds_per_image * 1000:.3f} ms x images"
+        + (
+            " (the runs implied a negative start-up time: fitted through the origin)"
+            if fit.through_origin
+            else ""
+        ),
         f"cost: driver {workers.driver_vcpu} vCPU / {workers.driver_memory_gb:g} GB + {workers.executors} "
         f"executor(s) of {workers.executor_vcpu} vCPU / {workers.executor_memory_gb:g} GB, held for the "
         f"whole run, at EMR Serverless prices ({PRICING_PAGE})",
@@ -147,7 +157,7 @@ def plot(runs: Sequence[MeasuredRun], fit: TimeFit, rows: Sequence[Estimate]) ->
     line = [(n, fit.seconds(n)) for n in np.geomspace(low, max(TARGETS), 60)]
     marked = [(e.images, e.seconds, f"{duration(e.seconds)}, ${e.cost_usd:,.2f}") for e in rows]
     return charts.loglog(
-        [(r.images, r.seconds) for r in runs],
+        [(r.images, r.seconds) for r in runs if r.images > 0 and r.seconds > 0],  # a log axis has no 0
         [(x, y) for x, y in line if y > 0],
         marked,
         "images",

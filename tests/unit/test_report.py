@@ -6,6 +6,7 @@ The page is XHTML, so the tests read it with an XML parser; inline SVG plots are
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -195,14 +196,17 @@ def test_every_plot_is_a_sized_svg_with_content(inputs: ReportInputs) -> None:
 
 
 def test_the_sample_is_capped_seeded_and_covers_every_class(spark: SparkSession) -> None:
+    # Rows stored class by class (as pca/ is when written in path order): a cut at the end would drop the
+    # last classes; the cap must be per class.
     pca = spark.createDataFrame(
-        [(f"c{i % 130}", float(i), float(-i)) for i in range(13_000)] + [(None, 0.0, 0.0)] * 50,
+        [(f"c{i // 100:03d}", float(i), float(-i)) for i in range(13_000)] + [(None, 0.0, 0.0)] * 50,
         "label string, pca_1 double, pca_2 double",
-    )
+    ).coalesce(1)
 
     sample = pca_sample(pca, max_points=1300, seed=7)
 
-    assert 0 < len(sample) <= 1300
-    assert {label for label, _, _ in sample} == {f"c{i}" for i in range(130)}
+    per_class = Counter(label for label, _, _ in sample)
+    assert set(per_class) == {f"c{i:03d}" for i in range(130)}
+    assert max(per_class.values()) <= 10 and len(sample) <= 1300
     assert all(y == -x for _, x, y in sample)
     assert pca_sample(pca, max_points=1300, seed=7) == sample

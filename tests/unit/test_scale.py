@@ -108,3 +108,10 @@ def test_a_folder_that_is_not_a_finished_run_is_reported(
 ) -> None:
     assert cli(["scale", str(tmp_path / "missing"), str(tmp_path / "other")]) == 2
     assert "cannot read a finished run's manifest.json and timings.json" in capsys.readouterr().err
+
+
+def test_a_negative_start_up_time_is_not_extrapolated_from() -> None:
+    fit = fit_time([MeasuredRun("a", 1000, 10.0), MeasuredRun("b", 2000, 30.0)])  # the line says -10 s
+
+    assert fit.through_origin and fit.startup_seconds == 0.0
+    assert fit.seconds_per_image == pytest.approx((1000 * 10 + 2000 * 30) / (1000**2 + 2000**2))
