@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from types import FrameType
 
 from local.artifacts import ArtifactBuildError
 from local.ports import PortBusyError, Ports
-from local.stack import LocalStack, StackOptions
+from local.stack import LocalStack, StackOptions, StateDirError
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -49,7 +50,14 @@ def _wait_for_signal() -> None:
     stopping.wait()
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Unwind through LocalStack's cleanup, which stops every child; a second SIGTERM cannot cut it short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # until the stack is up and waits for its signal
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("botocore", "urllib3", "werkzeug"):
@@ -72,13 +80,20 @@ def main(argv: list[str]) -> int:
 
             print_endpoints(stack)
             if args.ready_file:
-                args.ready_file.write_text(stack.describe_json())
+                write_atomically(args.ready_file, stack.describe_json())
             _wait_for_signal()
             print("stopping the local stack ...", flush=True)
         return 0
-    except (PortBusyError, ArtifactBuildError) as error:
+    except (PortBusyError, ArtifactBuildError, StateDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Whoever waits for ``path`` to exist reads it whole: written aside, then renamed into place."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    scratch.write_text(text)
+    os.replace(scratch, path)
 
 
 def print_notification(subject: str, message: str) -> None:

@@ -9,6 +9,7 @@ authorization cannot be checked locally: requests need no signature, and every c
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import time
@@ -97,7 +98,10 @@ def make_server(function: LocalFunction, route_keys: list[str], host: str, port:
     routes = [(key, *route_pattern(key)) for key in route_keys]
 
     class Handler(BaseHTTPRequestHandler):
+        responded = False
+
         def _respond(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.responded = True
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -106,6 +110,16 @@ def make_server(function: LocalFunction, route_keys: list[str], host: str, port:
             self.wfile.write(body)
 
         def _handle(self) -> None:
+            try:
+                self._route()
+            except Exception as error:  # API Gateway answers 500, it does not drop the connection
+                logger.exception("API %s %s failed", self.command, self.path)
+                if self.responded:  # the answer was on its way: nothing sensible left to send
+                    return
+                body = json.dumps({"message": f"Internal Server Error: {type(error).__name__}: {error}"})
+                self._respond(500, body.encode(), {"Content-Type": "application/json"})
+
+        def _route(self) -> None:
             url = urlparse(self.path)
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             found = [

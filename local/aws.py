@@ -17,7 +17,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local import eventbridge
-from local.template import ARTIFACTS_BUCKET, DATA_BUCKET, REGION, StackTemplate
+from local.template import ACCOUNT, ARTIFACTS_BUCKET, DATA_BUCKET, REGION, StackTemplate
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -61,7 +61,7 @@ class LocalAws:
         return topic_arn
 
     def queue_arn(self, name: str) -> str:
-        return f"arn:aws:sqs:{REGION}:123456789012:{name}"
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
 
     def _queue(self, name: str, attributes: dict[str, str] | None = None) -> str:
         url: str = self.client("sqs").create_queue(QueueName=name, Attributes=attributes or {})["QueueUrl"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from featurizer.samples import generate
 from local.stack import ROOT, LocalStack, StackOptions
-from local.template import DATA_BUCKET
+from local.template import DATA_BUCKET, REGION
 
 RUN_TIMEOUT_SECONDS = 900
 # The job's own lines: "[stage] ...", its closing summary, and "error: ..." (featurizer.progress, job.main).
@@ -38,7 +38,7 @@ def print_endpoints(stack: LocalStack) -> None:
         f"  function logs, job work folders, SNS messages: {options.state_dir}/",
         "Try:",
         f"  export AWS_ENDPOINT_URL={endpoints['aws']} AWS_ACCESS_KEY_ID=testing",
-        "  export AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
+        f"  export AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION}",
         f"  then upload images to {inbox} with any S3 client (one folder per class)",
         f'  curl -X POST {endpoints["api"]}/runs -d \'{{"input": "{inbox}"}}\'',
         f"  curl {endpoints['api']}/runs/<run_id>",
@@ -142,6 +142,12 @@ def run_demo(options: StackOptions, dataset: str) -> int:
         follow.say(f"run {run_id} started as EMR job run {job_run_id}")
         while follow.poll(job_run_id) not in ("SUCCESS", "FAILED", "CANCELLED") and time.time() < deadline:
             time.sleep(1)
+        if follow.state not in ("SUCCESS", "FAILED", "CANCELLED"):
+            follow.say(
+                f"EMR job run {job_run_id} timed out: still {follow.state} after {RUN_TIMEOUT_SECONDS} s "
+                f"(its driver log: {execution.run.work_dir})"
+            )
+            return 1
         try:
             subject, message = notices.get(timeout=60)
         except queue.Empty:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from local.jobs import TERMINAL, JobExecution, JobRun, Runtime, new_job_run_id, stop_process_group
+from local.template import ACCOUNT, REGION
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Application:
             )
             execution = JobExecution(run, self.runtime, self.emit)
             self.executions[job_run_id] = execution
-        self.emit(run, "")  # SUBMITTED has no previous state
+        execution.announce_submitted()
         thread = threading.Thread(target=execution.execute, name=f"job-{job_run_id}", daemon=True)
         self.threads.append(thread)
         thread.start()
@@ -101,7 +102,9 @@ class Application:
         execution.request_cancel("Job run was cancelled by a CancelJobRun request")
 
     def list_job_runs(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        runs = sorted((e.run for e in self.executions.values()), key=lambda r: r.created_at, reverse=True)
+        with self.lock:  # StartJobRun adds executions meanwhile
+            runs = [execution.run for execution in self.executions.values()]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
         if query.get("states"):
             runs = [run for run in runs if run.state in set(query["states"])]
         start = int(query.get("nextToken", ["0"])[0])
@@ -178,6 +181,10 @@ def make_server(app: Application, host: str, port: int) -> ThreadingHTTPServer:
             except json.JSONDecodeError:
                 status, payload = 400, {"message": "the request body is not JSON"}
                 headers = {"x-amzn-ErrorType": "ValidationException"}
+            except Exception as error:  # answered as AWS does, not by closing the connection
+                logger.exception("emr-serverless %s %s failed", self.command, url.path)
+                status, payload = 500, {"message": f"{type(error).__name__}: {error}"}
+                headers = {"x-amzn-ErrorType": "InternalServerException"}
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -202,7 +209,7 @@ def application_record(
     return {
         "applicationId": application_id,
         "name": name,
-        "arn": f"arn:aws:emr-serverless:us-east-1:123456789012:/applications/{application_id}",
+        "arn": f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{application_id}",
         "releaseLabel": release_label,
         "type": "Spark",
         "state": "STARTED",

@@ -21,6 +21,8 @@ from typing import Any
 from moto.events.models import events_backends
 from moto.s3 import notifications
 
+from local.template import ACCOUNT, REGION
+
 logger = logging.getLogger(__name__)
 
 _REASONS = {
@@ -71,6 +73,11 @@ def event(
         "resources": resources,
         "detail": detail,
     }
+
+
+def job_run_state_change(detail: dict[str, Any]) -> dict[str, Any]:
+    """The "EMR Serverless Job Run State Change" event EMR Serverless sends for ``detail``."""
+    return event(ACCOUNT, REGION, "aws.emr-serverless", "EMR Serverless Job Run State Change", [], detail)
 
 
 def publish(message: dict[str, Any]) -> None:

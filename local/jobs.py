@@ -34,6 +34,7 @@ from local import spark_submit
 logger = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
+AFTER_CANCELLING = frozenset({"CANCELLED", "FAILED"})
 ID_ALPHABET = string.digits + string.ascii_lowercase
 STOP_GRACE_SECONDS = 10
 EXCEPTION_LINE = re.compile(r"^\S*(Error|Exception)\b.*|^\w+(\.\w+)*(Error|Exception|Unavailable)\b: .*")
@@ -163,27 +164,55 @@ class JobExecution:
         self.run = run
         self.runtime = runtime
         self.emit = emit
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
 
     def set_state(self, state: str, details: str = "") -> bool:
-        """Move to ``state`` unless the run already ended; returns whether it moved."""
+        """Move to ``state`` if EMR allows it from the current one; returns whether it moved.
+
+        Nothing follows a final state, and only CANCELLED or FAILED follow CANCELLING. The event is sent
+        under the run's lock, so the events of one run leave in the order of its changes; a failed event
+        is logged and the state change stands (the run still reaches its final state).
+        """
         with self.lock:
             previous = self.run.state
             if previous in TERMINAL or previous == state:
+                return False
+            if previous == "CANCELLING" and state not in AFTER_CANCELLING:
                 return False
             self.run.state, self.run.state_details = state, details[:256]
             self.run.updated_at = time.time()
             if state in TERMINAL:
                 self.run.ended_at = self.run.updated_at
-        logger.info("job run %s %s -> %s %s", self.run.job_run_id, previous, state, details[:120])
-        self.emit(self.run, previous)
+            logger.info("job run %s %s -> %s %s", self.run.job_run_id, previous, state, details[:120])
+            self._emit(previous)
         return True
 
+    def announce_submitted(self) -> None:
+        """The SUBMITTED event (it has no previous state), before any other event of the run."""
+        with self.lock:
+            self._emit("")
+
+    def _emit(self, previous: str) -> None:
+        try:
+            self.emit(self.run, previous)
+        except Exception:
+            logger.exception("job run %s: the %s event was not sent", self.run.job_run_id, self.run.state)
+
     def execute(self) -> None:
+        """Run to a final state, whatever fails on the way (the driver-log upload, an event)."""
+        try:
+            self._execute()
+        except Exception as error:
+            logger.exception("job run %s: the local EMR failed", self.run.job_run_id)
+            self.set_state("FAILED", f"Job failed: error in the local EMR: {error}")
+
+    def _execute(self) -> None:
         run = self.run
         run.work_dir = self.runtime.state_dir / "jobs" / run.job_run_id
         run.work_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if self._cancelled():
+                return
             self.set_state("PENDING")
             command, env = self._prepare(run.work_dir)
             if self._cancelled():
@@ -196,7 +225,10 @@ class JobExecution:
             logger.exception("job run %s could not run", run.job_run_id)
             self.set_state("FAILED", f"Job failed before Spark started: {error}")
             return
-        self._upload_logs(run.work_dir)
+        try:
+            self._upload_logs(run.work_dir)
+        except Exception:  # the run's outcome does not depend on its logs
+            logger.exception("job run %s: the driver logs were not uploaded", run.job_run_id)
         if run.cancel.is_set():
             self.set_state("CANCELLED", run.cancel_reason)
         elif code == 0:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from local.template import ACCOUNT
+
 LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambda"
 
 
@@ -68,7 +70,7 @@ def serve(handler: str) -> int:
         return 1
     _reply(channel, {"ok": True, "result": "initialized"})
     name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-    arn = f"arn:aws:lambda:{os.environ['AWS_REGION']}:123456789012:function:{name}"
+    arn = f"arn:aws:lambda:{os.environ['AWS_REGION']}:{ACCOUNT}:function:{name}"
     memory = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"))
     for line in sys.stdin:
         request = json.loads(line)

@@ -26,6 +26,22 @@ from local.template import ACCOUNT, APPLICATION_ID, DATA_BUCKET, REGION, StackTe
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
+STACK_FILE = "stack.json"  # marks a state folder as the stack's own, so a later start may empty it
+
+
+class StateDirError(RuntimeError):
+    """``--state-dir`` names a folder the stack did not make: it is never emptied."""
+
+
+def check_state_dir(state: Path) -> None:
+    """Refuse a state folder that is neither absent, empty, nor an earlier stack's (its ``stack.json``)."""
+    if not state.exists() or (state.is_dir() and not any(state.iterdir())):
+        return
+    if not state.is_dir() or not (state / STACK_FILE).is_file():
+        raise StateDirError(
+            f"{state} is not empty and holds no {STACK_FILE} from an earlier local stack; the stack empties "
+            "its state folder at start, so give --state-dir a new or empty folder"
+        )
 
 
 @dataclass(frozen=True)
@@ -84,11 +100,13 @@ class LocalStack:
     def start(self) -> None:
         options = self.options
         check_free(options.ports)
+        state = options.state_dir
+        check_state_dir(state)
         require_s3a()
         built = artifacts.build()  # before anything runs: a failed build leaves nothing to stop
-        state = options.state_dir
         shutil.rmtree(state, ignore_errors=True)
         (state / "logs").mkdir(parents=True)
+        (state / STACK_FILE).write_text(self.describe_json())  # at once: a failed start may be retried
 
         self.aws.start()
         self._stops.append(self.aws.stop)
@@ -119,7 +137,7 @@ class LocalStack:
             self.functions[template.api_function()], template.http_routes(), HOST, options.ports.api
         )
         self._serve(server)
-        (state / "stack.json").write_text(self.describe_json())
+        (state / STACK_FILE).write_text(self.describe_json())
 
     def _start_emr(self, template: StackTemplate, state: Path) -> None:
         capacity = {
@@ -142,15 +160,10 @@ class LocalStack:
         )
 
         def emit(run: JobRun, previous: str) -> None:
-            detail = run.state_change_detail(previous)
-            eventbridge.publish(
-                eventbridge.event(
-                    ACCOUNT, REGION, "aws.emr-serverless", "EMR Serverless Job Run State Change", [], detail
-                )
-            )
+            eventbridge.publish(eventbridge.job_run_state_change(run.state_change_detail(previous)))
 
         self.application = emr.Application(
-            record, runtime, emit, created_by="arn:aws:sts::123456789012:assumed-role/local-stack/featurizer"
+            record, runtime, emit, created_by=f"arn:aws:sts::{ACCOUNT}:assumed-role/local-stack/featurizer"
         )
         self._stops.append(self.application.shutdown)
         self._serve(emr.make_server(self.application, HOST, self.options.ports.emr))

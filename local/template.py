@@ -123,16 +123,15 @@ class StackTemplate:
         return found
 
     def functions(self) -> list[FunctionSpec]:
+        """Every function with its template environment; an override replaces a variable the function has."""
         timeout = self.template["Globals"]["Function"]["Timeout"]
-        return [
-            FunctionSpec(
-                name=name,
-                handler=props["Handler"],
-                timeout_seconds=int(props.get("Timeout", timeout)),
-                environment=function_environment(self.template, name, self.resources) | self.overrides,
-            )
-            for name, props in functions(self.template).items()
-        ]
+        specs = []
+        for name, props in functions(self.template).items():
+            environment = function_environment(self.template, name, self.resources)
+            environment |= {key: value for key, value in self.overrides.items() if key in environment}
+            seconds = int(props.get("Timeout", timeout))
+            specs.append(FunctionSpec(name, props["Handler"], seconds, environment))
+        return specs
 
     def rules(self) -> list[RuleSpec]:
         """The inbox rule (to the uploads queue) and every function's EventBridgeRule event."""

@@ -21,6 +21,8 @@ from local.template import DATA_BUCKET, REGION
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 600  # a fresh checkout builds the packed environment first
 STOP_TIMEOUT_SECONDS = 90
+QUIET_SECONDS = 10  # the debounce the e2e stack runs with
+SWEEP_SECONDS = 3
 
 
 @dataclass
@@ -99,8 +101,8 @@ def start(state_dir: Path, weights: Path, *extra: str) -> RunningStack:
     command = [
         sys.executable, "-m", "local", "stack",
         "--aws-port", str(ports.aws), "--emr-port", str(ports.emr), "--api-port", str(ports.api),
-        "--state-dir", str(state_dir), "--ready-file", str(ready), "--quiet-seconds", "10",
-        "--sweep-seconds", "3", *extra,
+        "--state-dir", str(state_dir), "--ready-file", str(ready), "--quiet-seconds", str(QUIET_SECONDS),
+        "--sweep-seconds", str(SWEEP_SECONDS), *extra,
     ]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -111,13 +113,16 @@ def start(state_dir: Path, weights: Path, *extra: str) -> RunningStack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            raise RuntimeError(f"the local stack did not start:\n{log.read_text()[-4000:]}")
-        time.sleep(0.5)
-    endpoints = json.loads(ready.read_text())["endpoints"]
+    try:  # whatever stops the start (a timeout, the test's SIGALRM, Ctrl-C) stops the stack too
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not ready.exists():  # written whole (renamed into place) once the stack is ready
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the local stack did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        endpoints = json.loads(ready.read_text())["endpoints"]
+    except BaseException:
+        stop_process(process)
+        raise
     return RunningStack(process, ports, state_dir, log, endpoints)
 
 

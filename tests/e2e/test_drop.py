@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
 from featurizer.samples import generate
-from local.template import DATA_BUCKET
+from local.template import ACCOUNT, DATA_BUCKET, REGION
 from tests.e2e.conftest import TERMINAL, job_state, notification
-from tests.e2e.stack import RunningStack, wait_for
+from tests.e2e.stack import QUIET_SECONDS, SWEEP_SECONDS, RunningStack, wait_for
 
 
 def test_a_drop_of_a_few_hundred_images_starts_one_run_that_completes_and_notifies(
@@ -43,13 +44,18 @@ def test_duplicate_s3_events_start_one_run(stack: RunningStack, dataset_name: st
     stack.upload(samples.root, dataset_name)  # every object created twice: two events each
     s3, sqs = stack.client("s3"), stack.client("sqs")
     queue = sqs.get_queue_url(QueueName="UploadsQueue")["QueueUrl"]
-    for item in s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=f"inbox/{dataset_name}/")["Contents"]:
-        event = object_created(item["Key"], item["ETag"].strip('"'), item["Size"])
-        for _ in range(2):  # and the same event delivered twice more (at-least-once delivery)
-            sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+    listed = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=f"inbox/{dataset_name}/")["Contents"]
+    events = [object_created(item["Key"], item["ETag"].strip('"'), item["Size"]) for item in listed]
 
+    def deliver_again() -> None:  # the same events again (at-least-once delivery), not new uploads
+        for event in events:
+            for _ in range(2):
+                sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+
+    deliver_again()
     (run,) = wait_for(lambda: stack.job_runs(dataset_name), 60, "the run the drop starts")
-    time.sleep(15)  # past the quiet period and several sweeps: nothing else may start
+    deliver_again()  # late duplicates of objects the run already reads
+    time.sleep(QUIET_SECONDS + 4 * SWEEP_SECONDS)  # past the quiet period and several sweeps
     assert [r["id"] for r in stack.job_runs(dataset_name)] == [run["id"]]
     stack.client("emr-serverless").cancel_job_run(applicationId=stack.application_id, jobRunId=run["id"])
     wait_for(lambda: job_state(stack, run["id"]) == "CANCELLED", 60, "the run to be cancelled")
@@ -58,19 +64,19 @@ def test_duplicate_s3_events_start_one_run(stack: RunningStack, dataset_name: st
 def object_created(key: str, etag: str, size: int) -> dict[str, object]:
     return {
         "version": "0",
-        "id": "5b0c6f2e-5f7e-4c3b-9d55-3a3e3f1b2c4d",
+        "id": str(uuid.uuid4()),
         "detail-type": "Object Created",
         "source": "aws.s3",
-        "account": "123456789012",
+        "account": ACCOUNT,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": "us-east-1",
+        "region": REGION,
         "resources": [f"arn:aws:s3:::{DATA_BUCKET}"],
         "detail": {
             "version": "0",
             "bucket": {"name": DATA_BUCKET},
             "object": {"key": key, "size": size, "etag": etag, "sequencer": "00617F08299329D189"},
             "request-id": "N4N7GDK58NMKJ12R",
-            "requester": "123456789012",
+            "requester": ACCOUNT,
             "source-ip-address": "127.0.0.1",
             "reason": "PutObject",
         },

@@ -35,8 +35,9 @@ def test_a_busy_port_is_refused_with_the_option_that_moves_it() -> None:
         taken.bind((HOST, 0))
         taken.listen()
         port = taken.getsockname()[1]
+        others = ["--aws-port", str(free_port()), "--emr-port", str(free_port())]  # only the API port busy
         result = subprocess.run(
-            [sys.executable, "-m", "local", "stack", "--aws-port", str(free_port()), "--api-port", str(port)],
+            [sys.executable, "-m", "local", "stack", *others, "--api-port", str(port)],
             cwd=ROOT,
             capture_output=True,
             text=True,
