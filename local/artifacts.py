@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from featurizer.options import WEIGHTS_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "dist" / "local-stack"
-WEIGHTS_ENV = "FEATURIZER_WEIGHTS"
 
 
 class ArtifactBuildError(RuntimeError):

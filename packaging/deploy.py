@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from featurizer.weights import sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
@@ -41,11 +42,7 @@ class Artifact:
 
     def key(self) -> str:
         """Content-addressed: a new build gets a new key; the same bytes always get the same one."""
-        digest = hashlib.sha256()
-        with self.path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return f"{self.kind}/{digest.hexdigest()[:16]}/{self.path.name}"
+        return f"{self.kind}/{sha256_of(self.path)[:16]}/{self.path.name}"
 
 
 def check_prerequisites(sam: str | None, docker: str | None, credentials: Any) -> None:
