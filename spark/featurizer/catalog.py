@@ -165,12 +165,11 @@ def catalog(
     return files, images
 
 
-def summarize(files: DataFrame, images: DataFrame) -> CatalogSummary:
-    """Counts of the listing, from file names only (no image is read)."""
-    files_found = files.select("path").count()
-    rows = images.groupBy(F.col("label").isNull().alias("unlabelled")).count().collect()
+def summarize(files: DataFrame) -> CatalogSummary:
+    """Counts of the listing, in one pass over file names (no image is read)."""
+    rows = files.groupBy("is_image", F.col("label").isNull().alias("unlabelled")).count().collect()
     return CatalogSummary(
-        files_found=files_found,
-        images_found=sum(r["count"] for r in rows),
-        images_unlabelled=sum(r["count"] for r in rows if r["unlabelled"]),
+        files_found=sum(r["count"] for r in rows),
+        images_found=sum(r["count"] for r in rows if r["is_image"]),
+        images_unlabelled=sum(r["count"] for r in rows if r["is_image"] and r["unlabelled"]),
     )

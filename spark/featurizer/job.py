@@ -129,7 +129,7 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
     try:
         with run.stage("read"):
             files, images = catalog(spark, options.input, options.test_fraction, options.seed)
-            listing = summarize(files, images)
+            listing = summarize(files)
         if listing.images_found == 0:
             raise InputError(
                 f"no .jpg, .jpeg or .png file under {options.input} ({listing.files_found} other files): "

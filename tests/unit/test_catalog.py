@@ -48,9 +48,9 @@ def test_only_images_are_kept_and_the_rest_is_counted(spark: SparkSession, tmp_p
         "loose.jpg",
     )
     touch(tmp_path, "A/empty.jpg", data=b"")
-    files, images = catalog(spark, str(tmp_path), 0.2, 42)
+    files, _ = catalog(spark, str(tmp_path), 0.2, 42)
 
-    summary = summarize(files, images)
+    summary = summarize(files)
 
     assert (summary.files_found, summary.images_found, summary.files_ignored) == (9, 7, 2)
     assert summary.images_unlabelled == 1
