@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell sha256sum tests/control_plane/requirements-sam.txt | cut -c1-12)
 
-.PHONY: setup s3a sam demo stack test lint bench clean
+.PHONY: setup s3a sam demo stack test lint bench bench-tune clean
 
 $(STAMP): $(REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
@@ -49,7 +49,10 @@ test: lint s3a sam
 	SAM_CLI=$(abspath $(SAM_VENV))/bin/sam $(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python bench/featurize_throughput.py
+	$(BIN)/python bench/performance.py
+
+bench-tune: setup
+	$(BIN)/python bench/performance.py --tune
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) demo dist .local-stack

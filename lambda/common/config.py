@@ -39,6 +39,7 @@ class WorkerSizing:
     driver_memory: str
     executor_cores: int
     executor_memory: str
+    executor_memory_overhead: str
     min_executors: int
     max_executors: int
 
@@ -49,6 +50,7 @@ class WorkerSizing:
             driver_memory=env("SPARK_DRIVER_MEMORY"),
             executor_cores=env_int("SPARK_EXECUTOR_CORES"),
             executor_memory=env("SPARK_EXECUTOR_MEMORY"),
+            executor_memory_overhead=env("SPARK_EXECUTOR_MEMORY_OVERHEAD"),
             min_executors=env_int("SPARK_MIN_EXECUTORS"),
             max_executors=env_int("SPARK_MAX_EXECUTORS"),
         )

@@ -6,7 +6,8 @@ Spark property names are those documented for EMR Serverless:
   (driver) and ``spark.executorEnv.PYSPARK_PYTHON`` (executors):
   https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/using-python-libraries.html
 - Worker sizing ``spark.driver.cores``, ``spark.driver.memory``, ``spark.executor.cores``,
-  ``spark.executor.memory`` and dynamic allocation bounds ``spark.dynamicAllocation.minExecutors`` /
+  ``spark.executor.memory``, ``spark.executor.memoryOverhead`` (the Python workers live there) and
+  dynamic allocation bounds ``spark.dynamicAllocation.minExecutors`` /
   ``spark.dynamicAllocation.maxExecutors`` (table "Spark defaults"):
   https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/jobs-spark.html
 """
@@ -26,7 +27,12 @@ ENVIRONMENT_PYTHON = "./environment/bin/python"
 
 
 def spark_submit_parameters(artifacts_bucket: str, env_archive_key: str, sizing: WorkerSizing) -> str:
-    """Every ``--conf`` of the job, in one place (tested as an exact string)."""
+    """Every ``--conf`` of the job, in one place (tested as an exact string).
+
+    One task per executor core, each running inference on one thread (the job reads spark.task.cpus):
+    measured faster than fewer tasks with more threads, since decoding runs in every task at once
+    (docs/performance.md).
+    """
     conf = [
         f"spark.archives=s3://{artifacts_bucket}/{env_archive_key}#environment",
         f"spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={ENVIRONMENT_PYTHON}",
@@ -36,6 +42,8 @@ def spark_submit_parameters(artifacts_bucket: str, env_archive_key: str, sizing:
         f"spark.driver.memory={sizing.driver_memory}",
         f"spark.executor.cores={sizing.executor_cores}",
         f"spark.executor.memory={sizing.executor_memory}",
+        f"spark.executor.memoryOverhead={sizing.executor_memory_overhead}",
+        "spark.task.cpus=1",
         "spark.dynamicAllocation.enabled=true",
         f"spark.dynamicAllocation.minExecutors={sizing.min_executors}",
         f"spark.dynamicAllocation.maxExecutors={sizing.max_executors}",

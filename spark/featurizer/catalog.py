@@ -52,17 +52,21 @@ def qualified_root(spark: SparkSession, uri: str) -> str:
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).makeQualified(path).toString()
 
 
-def list_files(spark: SparkSession, input_uri: str) -> DataFrame:
-    """Every file under the input, recursively: path, length, and (read only when selected) content.
-
-    Spark's file scans skip zero-length files; they are added back here, so an empty upload is reported
-    as rejected instead of vanishing.
-    """
-    scanned = (
+def scan(spark: SparkSession, input_uri: str) -> DataFrame:
+    """Spark's binaryFile listing of every file under the input, recursively (nothing is read yet)."""
+    return (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
         .load(storage.spark_uri(input_uri))
     )
+
+
+def list_files(spark: SparkSession, input_uri: str, scanned: DataFrame) -> DataFrame:
+    """Every file under the input: path, length, and (read only when selected) content.
+
+    Spark's file scans skip zero-length files; they are added back here, so an empty upload is reported
+    as rejected instead of vanishing.
+    """
     empty = _empty_files(spark, input_uri, scanned)
     if empty is None:
         return scanned
@@ -152,11 +156,11 @@ def stratified_split(images: DataFrame, test_fraction: float, seed: int) -> Data
 
 
 def catalog(
-    spark: SparkSession, input_uri: str, test_fraction: float, seed: int
+    spark: SparkSession, scanned: DataFrame, input_uri: str, test_fraction: float, seed: int
 ) -> tuple[DataFrame, DataFrame]:
     """(every listed file with its identity, the images with their split) for one input folder."""
     layout = detect_layout(spark, input_uri)
-    files = with_identity(list_files(spark, input_uri), layout).withColumn(
+    files = with_identity(list_files(spark, input_uri, scanned), layout).withColumn(
         "is_image", is_image(F.col("path"))
     )
     images = files.where("is_image")

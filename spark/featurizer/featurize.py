@@ -1,7 +1,9 @@
-"""Decode and featurize: one pass over the image bytes, in Python workers, batch by batch.
+"""Decode and featurize: one pass over the image bytes, in Python workers, Arrow batch by Arrow batch.
 
 The function Spark ships to each task carries an `EngineSpec` (a file name and two words); the model
 itself is loaded by `load_engine` once per worker process and reused across batches and tasks.
+`mapInArrow` hands the bytes over without a pandas copy, and the features go back as one Arrow list
+array over the engine's output buffer.
 """
 
 from __future__ import annotations
@@ -10,40 +12,58 @@ from collections.abc import Iterator
 from functools import partial
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from pyspark import Accumulator, SparkFiles
 from pyspark.sql import DataFrame
 
 from featurizer.decode import preprocess
 from featurizer.engines import EngineSpec, load_engine
 
+PASSED_THROUGH = ("image_id", "path", "label", "split")
 FEATURIZED_SCHEMA = (
     "image_id string, path string, label string, split string, features array<float>, error string"
 )
 
 
+def as_list_array(vectors: list[np.ndarray], usable: list[int], rows: int) -> pa.ListArray:
+    """One list of floats per row: the engine's vectors at the `usable` rows, null elsewhere."""
+    values = np.concatenate(vectors) if vectors else np.empty((0, 0), np.float32)
+    lengths = np.zeros(rows, np.int32)
+    lengths[usable] = values.shape[1]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    missing = np.ones(rows, bool)
+    missing[usable] = False
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), pa.array(values.reshape(-1)), type=pa.list_(pa.float32()), mask=pa.array(missing)
+    )
+
+
 def featurize_batches(
-    batches: Iterator[pd.DataFrame],
+    batches: Iterator[pa.RecordBatch],
     spec: EngineSpec,
     batch_size: int,
     images_processed: Accumulator[int],
     images_through_model: Accumulator[int],
-) -> Iterator[pd.DataFrame]:
+) -> Iterator[pa.RecordBatch]:
     engine = None
-    for frame in batches:
-        decoded = [preprocess(bytes(content)) for content in frame["content"]]
+    for batch in batches:
+        decoded = [preprocess(content) for content in batch.column("content").to_pylist()]
         usable = [i for i, d in enumerate(decoded) if d.pixels is not None]
-        features: list[np.ndarray | None] = [None] * len(decoded)
+        vectors = []
         for start in range(0, len(usable), batch_size):
             chunk = usable[start : start + batch_size]
             engine = engine or load_engine(spec.engine, SparkFiles.get(spec.model_file), spec.threads)
-            for index, vector in zip(
-                chunk, engine.extract(np.stack([decoded[i].pixels for i in chunk])), strict=True
-            ):
-                features[index] = vector
+            vectors.append(engine.extract(np.stack([decoded[i].pixels for i in chunk])))
         images_through_model.add(len(usable))
         images_processed.add(len(decoded))
-        yield frame.drop(columns=["content"]).assign(features=features, error=[d.reason for d in decoded])
+        yield pa.RecordBatch.from_arrays(
+            [
+                *(batch.column(name) for name in PASSED_THROUGH),
+                as_list_array(vectors, usable, len(decoded)),
+                pa.array([d.reason for d in decoded], pa.string()),
+            ],
+            names=[*PASSED_THROUGH, "features", "error"],
+        )
 
 
 def featurize(
@@ -61,4 +81,4 @@ def featurize(
         images_processed=images_processed,
         images_through_model=images_through_model,
     )
-    return images.select("image_id", "path", "label", "split", "content").mapInPandas(work, FEATURIZED_SCHEMA)
+    return images.select(*PASSED_THROUGH, "content").mapInArrow(work, FEATURIZED_SCHEMA)

@@ -16,7 +16,7 @@ import platform
 import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,24 +29,23 @@ from pyspark.sql import functions as F
 
 from featurizer import __version__, storage
 from featurizer.artifact import ModelArtifact, model_for
-from featurizer.catalog import CatalogSummary, catalog, summarize
+from featurizer.catalog import CatalogSummary, catalog, scan, summarize
 from featurizer.engines import EngineSpec, engine_version
 from featurizer.evaluate import evaluate
 from featurizer.featurize import featurize
 from featurizer.model import NotEnoughData, as_model_input, choose_k, fit
 from featurizer.options import JobOptions, parse_options
 from featurizer.outputs import (
-    count_csv_rows,
     pca_projection,
     read_parquet,
     write_parquet,
     write_single_csv,
 )
+from featurizer.partitioning import InputSize, featurize_partitioning
 from featurizer.progress import Progress
 from featurizer.report import write_report
 from featurizer.session import (
     S3ConnectorMissing,
-    configure_job,
     local_session,
     require_s3a,
     submitted_session,
@@ -127,17 +126,22 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
     run = _Run(spark, prepared, progress, StageTimer())
     replaced = False
     try:
-        with run.stage("read"):
-            files, images = catalog(spark, options.input, options.test_fraction, options.seed)
-            listing = summarize(files)
-        if listing.images_found == 0:
-            raise InputError(
-                f"no .jpg, .jpeg or .png file under {options.input} ({listing.files_found} other files): "
-                "put images in one sub-folder per class"
-            )
-        storage.delete_tree(options.run_uri)  # re-running a run id replaces that run, never mixes two
-        replaced = True
-        return _execute(run, images, listing, started_at)
+        with ExitStack() as scan_settings:
+            with run.stage("read"):
+                scanned = scan(spark, options.input)
+                # Task and Arrow batch sizing for the input's scans (listing, featurize); undone after.
+                size = InputSize.of(scanned)
+                scan_settings.enter_context(featurize_partitioning(spark, size, options.batch_size))
+                files, images = catalog(spark, scanned, options.input, options.test_fraction, options.seed)
+                listing = summarize(files)
+            if listing.images_found == 0:
+                raise InputError(
+                    f"no .jpg, .jpeg or .png file under {options.input} ({listing.files_found} other "
+                    "files): put images in one sub-folder per class"
+                )
+            storage.delete_tree(options.run_uri)  # re-running a run id replaces that run, never mixes two
+            replaced = True
+            return _execute(run, images, listing, started_at, scan_settings)
     except InputError:
         raise
     except Exception as error:
@@ -203,29 +207,35 @@ def error_summary(error: BaseException) -> tuple[str, str]:
     return type(error).__name__, (text.splitlines()[0] if text else type(error).__name__)[:1000]
 
 
-def _execute(run: _Run, images: DataFrame, listing: CatalogSummary, started_at: datetime) -> dict[str, Any]:
+def _execute(
+    run: _Run, images: DataFrame, listing: CatalogSummary, started_at: datetime, scan_settings: ExitStack
+) -> dict[str, Any]:
     spark, options, prepared = run.spark, run.options, run.prepared
     sc = spark.sparkContext
-    configure_job(spark, options.batch_size)
     sc.addFile(str(prepared.model.path))
-    spec = EngineSpec(options.engine, prepared.model.path.name)
+    # One inference thread per CPU Spark gives a task: tasks x threads = the executor's cores.
+    threads = int(sc.getConf().get("spark.task.cpus", "1"))
+    spec = EngineSpec(options.engine, prepared.model.path.name, threads)
     processed, through_model = sc.accumulator(0), sc.accumulator(0)
 
     staging = run.uri("featurize-staging")  # not "_...": Spark ignores such paths
     with run.stage("featurize", total=listing.images_found, done=lambda: processed.value):
         write_parquet(featurize(images, spec, options.batch_size, processed, through_model), staging)
+    scan_settings.close()
 
     with run.stage("persist"):
         staged = read_parquet(spark, staging)
         write_parquet(staged.where(F.col("error").isNull()).drop("error"), run.uri("features"))
-        write_single_csv(
+        rejected_rows = write_single_csv(
             staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason")),
             run.uri("rejected.csv"),
             order_by="path",
         )
         storage.delete_tree(staging)
 
-    features = read_parquet(spark, run.uri("features"))
+    # Fit makes several passes (indexer, scaler, PCA, LR), then evaluate and the projection read it again:
+    # cached (memory, spilling to disk), the Parquet is decoded once.
+    features = read_parquet(spark, run.uri("features")).cache()
     labelled = as_model_input(features.where(F.col("label").isNotNull()))
     with run.stage("fit"):
         train = labelled.where(F.col("split") == "train")
@@ -244,9 +254,13 @@ def _execute(run: _Run, images: DataFrame, listing: CatalogSummary, started_at: 
     with run.stage("write"):
         model.write().overwrite().save(storage.spark_uri(run.uri("model")))
         write_parquet(pca_projection(model, features, k), run.uri("pca"))
-        write_single_csv(read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id")
+        features.unpersist()
+        pca_rows = write_single_csv(
+            read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id"
+        )
         storage.write_json(run.uri("metrics.json"), metrics)
-        counts = _verified_counts(run, listing, metrics, through_model.value)
+        csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
+        counts = _verified_counts(run, listing, metrics, through_model.value, csv_rows)
         manifest = _manifest(run, counts, started_at)
         storage.write_json(run.uri("manifest.json"), manifest)
 
@@ -273,15 +287,21 @@ def _execute(run: _Run, images: DataFrame, listing: CatalogSummary, started_at: 
 
 
 def _verified_counts(
-    run: _Run, listing: CatalogSummary, metrics: dict[str, Any], through_model: int
+    run: _Run,
+    listing: CatalogSummary,
+    metrics: dict[str, Any],
+    through_model: int,
+    csv_rows: dict[str, int],
 ) -> dict[str, Any]:
-    """Counts read back from the written outputs; raises unless they agree with each other and the listing."""
+    """Counts read back from the written outputs; raises unless they agree with each other and the listing.
+
+    The CSV counts are those `write_single_csv` read from the part files it joined byte for byte.
+    """
     spark = run.spark
     rows = {
         "features": read_parquet(spark, run.uri("features")).count(),
         "pca": read_parquet(spark, run.uri("pca")).count(),
-        "pca_csv": count_csv_rows(spark, run.uri("pca.csv")),
-        "rejected_csv": count_csv_rows(spark, run.uri("rejected.csv")),
+        **csv_rows,
     }
     featurized, rejected = rows["features"], rows["rejected_csv"]
     problems = [

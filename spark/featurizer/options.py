@@ -31,7 +31,7 @@ class JobOptions:
     classify_on: Literal["scaled", "pca"] = "scaled"
     test_fraction: float = 0.2
     seed: int = 42
-    batch_size: int = 64
+    batch_size: int = 16
 
     @property
     def run_uri(self) -> str:
@@ -163,7 +163,7 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=42, help="seed of the train/test split (default 42)")
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=64, help="images per inference batch (default 64)"
+        "--batch-size", type=_positive_int, default=16, help="images per inference batch (default 16)"
     )
     return parser
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Sequence
+
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurizer import storage
+from featurizer.concat import concat_folder
 from featurizer.model import PCA_COLUMN, as_model_input, projection
 
-# RFC 4180 quoting, so labels and paths with commas, quotes or non-ASCII letters read back intact.
-CSV_OPTIONS = {"header": "true", "escape": '"', "encoding": "UTF-8"}
+# RFC 4180 quoting, so labels and paths with commas, quotes or non-ASCII letters read back intact. The
+# line separator Spark writes is named so that the multi-line reader does not guess it: it would take
+# "\r\n" from a value holding one, and see one row.
+CSV_OPTIONS = {"header": "true", "escape": '"', "encoding": "UTF-8", "lineSep": "\n"}
+# The headerless part files a single CSV file is joined from.
+PART_OPTIONS = {**CSV_OPTIONS, "header": "false"}
 
 
 def write_parquet(frame: DataFrame, uri: str) -> None:
@@ -22,21 +31,28 @@ def read_parquet(spark: SparkSession, uri: str) -> DataFrame:
     return spark.read.parquet(storage.spark_uri(uri))
 
 
-def write_single_csv(frame: DataFrame, uri: str, order_by: str) -> None:
-    """One CSV file with one header: Spark writes a single part file, which is then moved into place."""
+def write_single_csv(frame: DataFrame, uri: str, order_by: str) -> int:
+    """One CSV file with one header, sorted by `order_by`; returns its number of rows.
+
+    Every task writes its own part file: orderBy range-partitions the rows, so the part files in
+    part-number order are sorted as a whole, and joining them after one header line gives the file.
+    """
     scratch = f"{uri}._parts"
-    frame.orderBy(order_by).coalesce(1).write.mode("overwrite").options(**CSV_OPTIONS).csv(
-        storage.spark_uri(scratch)
+    frame.orderBy(order_by).write.mode("overwrite").options(**PART_OPTIONS).csv(storage.spark_uri(scratch))
+    rows = (
+        frame.sparkSession.read.options(multiLine="true", **PART_OPTIONS)
+        .csv(storage.spark_uri(scratch))
+        .count()
     )
-    parts = [p for p in storage.list_files(scratch) if p.rsplit("/", 1)[-1].startswith("part-")]
-    if len(parts) != 1:
-        raise RuntimeError(f"expected one CSV part file under {scratch}, found {len(parts)}")
-    storage.move(parts[0], uri)
-    storage.delete_tree(scratch)
+    concat_folder(scratch, uri, csv_header(frame.columns))
+    return rows
 
 
-def count_csv_rows(spark: SparkSession, uri: str) -> int:
-    return spark.read.options(multiLine="true", **CSV_OPTIONS).csv(storage.spark_uri(uri)).count()
+def csv_header(columns: Sequence[str]) -> bytes:
+    """The header line as Spark's CSV writer writes one: quoted only where needed, UTF-8, ending in LF."""
+    line = io.StringIO()
+    csv.writer(line, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerow(columns)
+    return line.getvalue().encode("utf-8")
 
 
 def pca_projection(model: PipelineModel, features: DataFrame, k: int) -> DataFrame:

@@ -55,12 +55,12 @@ class TimeFit:
 @dataclass(frozen=True)
 class Workers:
     """Worker sizes and count. Defaults: template.yaml's DriverCores/DriverMemory and ExecutorCores/
-    ExecutorMemory (4 vCPU, 14g of Spark memory, which EMR Serverless runs on a 16 GB worker) and
-    MaxExecutors (10)."""
+    ExecutorMemory + ExecutorMemoryOverhead (4 vCPU, 6g + 2g: an 8 GB worker), driver 4 vCPU / 14g
+    (a 16 GB worker) and MaxExecutors (10)."""
 
     executors: int = 10
     executor_vcpu: int = 4
-    executor_memory_gb: float = 16
+    executor_memory_gb: float = 8
     driver_vcpu: int = 4
     driver_memory_gb: float = 16
 
@@ -177,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", help="write the plot (SVG) here: a path or s3:// URI")
     parser.add_argument("--executors", type=int, default=defaults.executors, help="executor workers (10)")
     parser.add_argument("--executor-vcpu", type=int, default=defaults.executor_vcpu, help="(4)")
-    parser.add_argument("--executor-memory-gb", type=float, default=defaults.executor_memory_gb, help="(16)")
+    parser.add_argument("--executor-memory-gb", type=float, default=defaults.executor_memory_gb, help="(8)")
     parser.add_argument("--driver-vcpu", type=int, default=defaults.driver_vcpu, help="(4)")
     parser.add_argument("--driver-memory-gb", type=float, default=defaults.driver_memory_gb, help="(16)")
     parser.add_argument("--vcpu-hour-usd", type=float, default=VCPU_HOUR_USD, help=f"({VCPU_HOUR_USD})")

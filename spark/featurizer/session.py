@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -54,8 +55,11 @@ def _s3a_settings() -> dict[str, str]:
     return settings
 
 
-def local_session() -> SparkSession:
-    """Spark in local mode on every core, with Python workers running this interpreter."""
+def local_session(settings: Mapping[str, str] | None = None) -> SparkSession:
+    """Spark in local mode on every core, with Python workers running this interpreter.
+
+    `settings` are extra Spark properties for the session (e.g. spark.task.cpus in the benchmarks).
+    """
     # Spark starts workers with `python3` from PATH unless told otherwise: use the environment we run in.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
@@ -65,7 +69,7 @@ def local_session() -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "16")
     )
-    for key, value in _s3a_settings().items():
+    for key, value in (_s3a_settings() | dict(settings or {})).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
@@ -75,9 +79,3 @@ def local_session() -> SparkSession:
 def submitted_session() -> SparkSession:
     """The session spark-submit set up (master, archives, executors); nothing is overridden here."""
     return SparkSession.builder.appName("featurizer").getOrCreate()
-
-
-def configure_job(spark: SparkSession, batch_size: int) -> None:
-    """Settings the job itself depends on, applied at run time so they hold wherever it runs."""
-    # One Arrow batch is one inference batch: bounded memory per worker, whatever the image sizes.
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))

@@ -1,4 +1,4 @@
-"""Small-file I/O on the run's locations, local or S3: flags, JSON, single CSV files, clean-up.
+"""Small-file I/O on the run's locations, local or S3: flags, JSON, listings, clean-up.
 
 Spark writes the DataFrames; this module handles what sits beside them. On S3 it uses boto3 (which
 honours AWS_ENDPOINT_URL, so a local S3-compatible server works unchanged).
@@ -110,6 +110,14 @@ def exists(uri: str) -> bool:
     return local_path(uri).is_file()
 
 
+def size(uri: str) -> int:
+    """A file's size in bytes."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        return _s3_client().head_object(Bucket=loc.bucket, Key=loc.key)["ContentLength"]
+    return local_path(uri).stat().st_size
+
+
 def folder_has_files(uri: str) -> bool:
     """Whether a folder holds at least one file (s3://b/inbox/fru does not match inbox/fruits/)."""
     if is_s3(uri):
@@ -175,21 +183,6 @@ def delete_tree(uri: str) -> None:
     path = local_path(uri)
     if path.exists():
         shutil.rmtree(path)
-
-
-def move(src: str, dst: str) -> None:
-    """Move one file. On S3 the copy happens server-side (multipart for large objects), not through us."""
-    if is_s3(src) != is_s3(dst):
-        raise StorageError(f"cannot move {src} to {dst}: both must be on S3 or both local")
-    if is_s3(src):
-        s, d = parse_s3(src), parse_s3(dst)
-        client = _s3_client()
-        client.copy({"Bucket": s.bucket, "Key": s.key}, d.bucket, d.key)
-        client.delete_object(Bucket=s.bucket, Key=s.key)
-        return
-    target = local_path(dst)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(local_path(src), target)
 
 
 def download(uri: str, destination: Path) -> Path:

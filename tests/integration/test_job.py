@@ -261,7 +261,13 @@ def test_s3_on_local_spark_without_the_connector_says_how_to_get_it(
 def test_outputs_that_disagree_fail_the_run_instead_of_completing_it(
     spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(job, "count_csv_rows", lambda spark, uri: 1)  # as if a CSV lost rows
+    write_csv = job.write_single_csv
+
+    def losing_rows(*args: object, **kwargs: object) -> int:
+        write_csv(*args, **kwargs)
+        return 1  # as if the CSV had lost rows
+
+    monkeypatch.setattr(job, "write_single_csv", losing_rows)
 
     with pytest.raises(RunFailed, match="outputs disagree"):
         run(spark, dataset, tmp_path, "r", weights)

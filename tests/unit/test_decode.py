@@ -1,7 +1,11 @@
+import io
+
+import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from featurizer.decode import IMAGE_SIZE, decode_rgb, preprocess
+from featurizer.decode import IMAGE_SIZE, decode_rgb, jpeg_read_mode, jpeg_size, preprocess, to_model_input
 from featurizer.samples import encode
 from tests.images import bad_files, exif_rotated_jpeg, odd_files, png_bytes, rgb
 
@@ -66,3 +70,63 @@ def test_mobilenet_scaling_maps_black_and_white_to_the_ends() -> None:
     pixels = preprocess(encode(black_and_white, ".png")).pixels
 
     assert pixels.min() == -1.0 and pixels.max() == 1.0
+
+
+def _photo(height: int, width: int) -> np.ndarray:
+    """A textured picture: smooth bands plus grain, so decoding at a reduced scale has detail to lose."""
+    rng = np.random.default_rng(7)
+    bands = np.linspace(0, 255, width, dtype=np.float32)[None, :, None] * np.array([1.0, 0.5, 0.2])
+    picture = np.broadcast_to(bands, (height, width, 3)) + rng.normal(0, 20, (height, width, 3))
+    return np.clip(picture, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "mode"),
+    [
+        (2000, 2400, cv2.IMREAD_REDUCED_COLOR_8),  # 250 x 300 at 1/8
+        (1200, 1600, cv2.IMREAD_REDUCED_COLOR_4),  # 300 x 400 at 1/4
+        (480, 640, cv2.IMREAD_REDUCED_COLOR_2),
+        (300, 4000, cv2.IMREAD_COLOR),  # 300 px high: any reduction goes under 224
+        (100, 100, cv2.IMREAD_COLOR),
+    ],
+)
+def test_large_jpegs_are_decoded_at_the_smallest_scale_still_over_224(
+    height: int, width: int, mode: int
+) -> None:
+    data = encode(_photo(height, width), ".jpg")
+
+    assert jpeg_size(data) == (height, width)
+    assert jpeg_read_mode(data) == mode
+
+
+def test_reduced_decoding_gives_the_model_nearly_the_full_decodes_input() -> None:
+    data = encode(_photo(1200, 1600), ".jpg")
+    full = to_model_input(
+        cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    )
+
+    reduced = preprocess(data).pixels
+
+    assert np.abs(reduced - full).mean() < 0.02  # < 1.3 grey levels of 255 on average
+
+
+def test_progressive_jpegs_and_exif_orientation_survive_reduced_decoding() -> None:
+    stored = np.zeros((600, 1200, 3), np.uint8)  # stored landscape: left half red, right half blue
+    stored[:, :600] = (255, 0, 0)
+    stored[:, 600:] = (0, 0, 255)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(buffer, "JPEG", exif=exif.tobytes(), progressive=True, quality=90)
+    data = buffer.getvalue()
+
+    shown = decode_rgb(data)
+
+    assert jpeg_read_mode(data) == cv2.IMREAD_REDUCED_COLOR_2
+    assert shown.shape[:2] == (600, 300)
+    assert shown[10, 150, 0] > 200 and shown[-10, 150, 2] > 200  # turned: red on top, blue below
+
+
+def test_a_jpeg_header_that_cannot_be_walked_falls_back_to_a_full_decode() -> None:
+    assert jpeg_size(b"\xff\xd8\xff\xe0\x00") is None
+    assert jpeg_read_mode(b"\xff\xd8\x00\x00" + bytes(20)) == cv2.IMREAD_COLOR

@@ -58,11 +58,11 @@ def test_a_larger_run_that_was_faster_is_refused() -> None:
 
 
 def test_cost_counts_the_driver_and_every_executor_at_the_published_prices() -> None:
-    workers = Workers()  # 4 vCPU / 16 GB driver + 10 executors of 4 vCPU / 16 GB
+    workers = Workers()  # 4 vCPU / 16 GB driver + 10 executors of 4 vCPU / 8 GB
 
-    assert workers.vcpu == 44 and workers.memory_gb == 176
+    assert workers.vcpu == 44 and workers.memory_gb == 96
     assert cost_usd(3600, workers, VCPU_HOUR_USD, GB_HOUR_USD) == pytest.approx(
-        44 * 0.052624 + 176 * 0.0057785
+        44 * 0.052624 + 96 * 0.0057785
     )
     assert cost_usd(1800, Workers(executors=0), 0.1, 0.01) == pytest.approx(0.5 * (4 * 0.1 + 16 * 0.01))
 
@@ -86,7 +86,7 @@ def test_the_command_prints_the_table_and_writes_the_plot(
 
     out = capsys.readouterr().out
     assert "fit: time = 30.0 s + 10.000 ms x images" in out
-    assert "2 executor(s) of 4 vCPU / 16 GB" in out
+    assert "2 executor(s) of 4 vCPU / 8 GB" in out
     expected = cost_usd(30.0 + 0.01 * 1_000_000, Workers(executors=2), VCPU_HOUR_USD, GB_HOUR_USD)
     assert f"1,000,000  {'2 h 47 min':>14}  {10_030:>12,}  {expected:>12,.2f}" in out
     svg = ET.fromstring(plot.read_text())

@@ -1,0 +1,292 @@
+"""Featurization speed and memory, side by side, in one run on one machine (issue 6's table).
+
+    FEATURIZER_WEIGHTS=../shared/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 \
+        .venv/bin/python bench/performance.py            # the table (about 15 minutes on 2 cores)
+        .venv/bin/python bench/performance.py --tune     # the settings sweep behind the job's defaults
+
+  (a) engine    the bare ONNX engine on preprocessed tensors: no decoding, no Spark; one process per
+                task slot with the job's threads and batch size, all running at once
+  (b) spark     the job's own featurize stage in Spark local mode: list -> read -> decode -> featurize
+                -> Parquet, on 100x100 JPEGs (like Fruits-360) and on photo-size JPEGs
+  (c) notebook  the original notebook's approach in the same Spark session: a Keras model captured in a
+                pandas UDF's closure, model.predict per batch
+  (d) job       `featurizer run` on 10,812 images: each stage's share of the run
+  memory        peak RSS of the driver (Python + JVM) and of the Python workers at 10,000 and 100,000
+                images (whole job, in a child process)
+
+The machines are shared and noisy: quote the ratios, which are measured minutes apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+
+import notebook_baseline
+import numpy as np
+import workloads
+from processes import PeakMemory, run_measured
+
+from featurizer.catalog import catalog, scan
+from featurizer.decode import preprocess
+from featurizer.engines import EngineSpec, load_engine
+from featurizer.export import export_onnx
+from featurizer.featurize import featurize
+from featurizer.options import WEIGHTS_ENV, JobOptions
+from featurizer.outputs import write_parquet
+from featurizer.partitioning import ARROW_ROWS, InputSize, arrow_rows, featurize_partitioning
+from featurizer.session import local_session
+from featurizer.weights import resolve_weights
+
+CORES = os.cpu_count() or 1
+FEATURIZE_STAGES = ("read", "featurize")
+
+
+def _engine_worker(model_file: str, batch: np.ndarray, threads: int, seconds: float, start) -> int:
+    engine = load_engine("onnx", model_file, threads)
+    engine.extract(batch)  # warm-up
+    start.wait()
+    done, until = 0, time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        engine.extract(batch)
+        done += len(batch)
+    return done
+
+
+def bare_engine(model_file: Path, batch: np.ndarray, threads: int, seconds: float = 10.0) -> float:
+    """Images/s of CORES / threads engine processes running together, as the job's task slots do."""
+    processes = max(1, CORES // threads)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(processes) as pool:
+        start = manager.Barrier(processes)
+        jobs = [
+            pool.apply_async(_engine_worker, (str(model_file), batch, threads, seconds, start))
+            for _ in range(processes)
+        ]
+        return sum(job.get() for job in jobs) / seconds
+
+
+def featurize_stage(
+    spark, folder: Path, model_file: Path, batch_size: int, out: Path, packing: str = "job", arrow: int = 0
+) -> float:
+    """Images/s of the job's featurize stage (listing included), as job.py runs it.
+
+    packing "spark" keeps Spark's own file packing and an Arrow batch of `batch_size`; `arrow` > 0
+    overrides the job's Arrow batch rows.
+    """
+    threads = int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
+    spec = EngineSpec("onnx", model_file.name, threads)
+    processed, through = spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0)
+    start = time.perf_counter()
+    scanned = scan(spark, str(folder))
+    if packing == "job":
+        settings = featurize_partitioning(spark, InputSize.of(scanned), batch_size)
+    else:
+        settings = nullcontext()
+        spark.conf.set(ARROW_ROWS, str(batch_size))
+    with settings:
+        if arrow:
+            spark.conf.set(ARROW_ROWS, str(arrow))
+        _, images = catalog(spark, scanned, str(folder), 0.2, 42)
+        write_parquet(featurize(images, spec, batch_size, processed, through), str(out))
+    seconds = time.perf_counter() - start
+    if through.value != processed.value:
+        raise RuntimeError(f"{processed.value - through.value} benchmark images did not decode")
+    return processed.value / seconds
+
+
+def baseline_stage(spark, folder: Path, weights: Path, batch_size: int, out: Path) -> float:
+    """Images/s of the notebook's approach, with the job's file packing and Arrow batches of `batch_size`."""
+    scanned = scan(spark, str(folder))
+    with featurize_partitioning(spark, InputSize.of(scanned), batch_size):
+        spark.conf.set(ARROW_ROWS, str(batch_size))
+        _, images = catalog(spark, scanned, str(folder), 0.2, 42)
+        start = time.perf_counter()
+        write_parquet(notebook_baseline.featurize(images, weights), str(out))
+        seconds = time.perf_counter() - start
+    return images.count() / seconds
+
+
+def whole_job(folder: Path, out: Path, run_id: str, log: Path) -> tuple[dict, PeakMemory]:
+    """`featurizer run` in a child process: its timings.json, manifest and peak memory."""
+    command = [sys.executable, "-m", "featurizer.cli", "run", "--input", str(folder), "--output", str(out)]
+    status, peaks = run_measured([*command, "--run-id", run_id], dict(os.environ), log)
+    if status != 0:
+        raise RuntimeError(f"featurizer run exited {status}; see {log}")
+    run = out / run_id
+    timings = json.loads((run / "timings.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    completed = json.loads((run / "_COMPLETED.json").read_text())
+    # From the job's start to its completion flag: also counts the report, written after timings.json.
+    wall = (
+        datetime.fromisoformat(completed["finished_at"]) - datetime.fromisoformat(manifest["started_at"])
+    ).total_seconds()
+    return {"stages": timings["stages"], "seconds": wall, "images": manifest["counts"]["images_found"]}, peaks
+
+
+def tensors(folder: Path, batch_size: int) -> np.ndarray:
+    files = sorted(folder.rglob("*.jpg"))[:batch_size]
+    return np.stack([preprocess(path.read_bytes()).pixels for path in files])
+
+
+def mb(value: int) -> str:
+    return f"{value / 2**20:,.0f} MB"
+
+
+def run_table(args: argparse.Namespace, work: Path, weights: Path, model_file: Path) -> dict:
+    small = workloads.images(work / "small", args.images, workloads.SMALL)
+    photos = workloads.images(work / "photos", args.photos, workloads.PHOTO)
+    results: dict = {"cores": CORES, "batch_size": args.batch_size}
+
+    results["a_engine"] = bare_engine(model_file, tensors(small, args.batch_size), threads=1)
+    spark = local_session()
+    spark.sparkContext.addFile(str(model_file))
+    warm = workloads.subset(small, work / "warm", 200)
+    featurize_stage(spark, warm, model_file, args.batch_size, work / "out" / "warm")  # start workers
+    for name, folder in (("small", small), ("photos", photos)):
+        results[f"b_spark_{name}"] = featurize_stage(
+            spark, folder, model_file, args.batch_size, work / "out" / f"b-{name}"
+        )
+    notebook_small = workloads.subset(small, work / "notebook-small", args.notebook_images)
+    notebook_photos = workloads.subset(photos, work / "notebook-photos", args.notebook_images // 10)
+    for name, folder in (("small", notebook_small), ("photos", notebook_photos)):
+        results[f"c_notebook_{name}"] = baseline_stage(
+            spark, folder, weights, args.batch_size, work / "out" / f"c-{name}"
+        )
+    spark.stop()
+
+    job, peaks = whole_job(small, work / "out" / "d", "job", work / "d.log")
+    results["d_job"] = job | {"peak_memory": vars(peaks)}
+    for count in args.memory_sizes:
+        folder = workloads.images(work / f"memory-{count}", count, workloads.SMALL)
+        job, peaks = whole_job(folder, work / "out" / f"m{count}", "job", work / f"m{count}.log")
+        results[f"memory_{count}"] = job | {"peak_memory": vars(peaks)}
+    return results
+
+
+def print_table(r: dict, args: argparse.Namespace) -> None:
+    a = r["a_engine"]
+    print(f"\n{r['cores']} cores, batch {r['batch_size']}, onnx engine, 1 inference thread per task")
+    print(f"{'':46}{'images/s':>10}{'vs (a)':>8}{'vs (c)':>8}")
+    print(f"{'(a) bare engine, preprocessed tensors':46}{a:>10.1f}")
+    for name, label in (("small", "100x100 JPEGs"), ("photos", "1600x1200 JPEGs")):
+        b, c = r[f"b_spark_{name}"], r[f"c_notebook_{name}"]
+        print(f"{'(b) featurize stage, ' + label:46}{b:>10.1f}{b / a:>8.2f}{b / c:>8.1f}")
+        print(f"{'(c) notebook approach, ' + label:46}{c:>10.1f}{c / a:>8.2f}")
+    job = r["d_job"]
+    total = job["seconds"]
+    after = total - sum(job["stages"].get(s, 0.0) for s in FEATURIZE_STAGES)
+    print(f"\n(d) whole job, {job['images']:,} images: {total:.1f} s, {job['images'] / total:.1f} images/s")
+    for stage, seconds in job["stages"].items():
+        print(f"    {stage:<12}{seconds:>8.1f} s{seconds / total:>7.0%}")
+    other = total - sum(job["stages"].values())
+    print(f"    {'report+flag':<12}{other:>8.1f} s{other / total:>7.0%}")
+    print(f"    after featurize: {after / total:.0%} of the run (goal <= 25%)")
+    print(
+        f"\n{'peak RSS':<12}{'driver py':>12}{'driver JVM':>12}{'driver':>10}{'1 worker':>10}{'workers':>10}"
+    )
+    for count in args.memory_sizes:
+        p = r[f"memory_{count}"]["peak_memory"]
+        driver = p["driver_python"] + p["driver_jvm"]
+        row = (p["driver_python"], p["driver_jvm"], driver, p["worker_max"], p["workers_total"])
+        print(
+            f"{count:<12,}" + "".join(f"{mb(v):>{w}}" for v, w in zip(row, (12, 12, 10, 10, 10), strict=True))
+        )
+    if len(args.memory_sizes) == 2:
+        low, high = (r[f"memory_{c}"]["peak_memory"] for c in args.memory_sizes)
+        ratio = (high["driver_python"] + high["driver_jvm"]) / (low["driver_python"] + low["driver_jvm"])
+        low_count, high_count = args.memory_sizes
+        print(f"driver peak at {high_count:,} / {low_count:,} images: {ratio:.2f} (goal <= 1.2)")
+
+
+def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
+    """(a) and (b) for each inference batch size, Arrow batch, threads per task and file packing."""
+    small = workloads.subset(
+        workloads.images(work / "small", args.images, workloads.SMALL), work / "tune", 4000
+    )
+    size = InputSize(files=4000, bytes=sum(p.stat().st_size for p in small.rglob("*.jpg")))
+    sweep = []
+    for threads in (1, 2):
+        spark = local_session({"spark.task.cpus": str(threads)})
+        spark.sparkContext.addFile(str(model_file))
+        featurize_stage(
+            spark, workloads.subset(small, work / "warm", 200), model_file, 16, work / "out" / "w"
+        )
+        for batch_size in (8, 16, 32, 64):
+            for arrow in sorted({batch_size, arrow_rows(size, batch_size)}):
+                engine = (
+                    bare_engine(model_file, tensors(small, batch_size), threads)
+                    if arrow == batch_size
+                    else None
+                )
+                stage = featurize_stage(spark, small, model_file, batch_size, work / "out" / "t", arrow=arrow)
+                sweep.append(
+                    {
+                        "threads": threads,
+                        "batch": batch_size,
+                        "arrow": arrow,
+                        "packing": "job",
+                        "a": engine,
+                        "b": stage,
+                    }
+                )
+        if threads == 1:
+            stage = featurize_stage(spark, small, model_file, 16, work / "out" / "t", packing="spark")
+            sweep.append({"threads": 1, "batch": 16, "arrow": 16, "packing": "spark default", "b": stage})
+        spark.stop()
+    header = ("threads/task", "batch", "arrow", "packing", "(a) img/s", "(b) img/s", "b/a")
+    widths = (12, 7, 7, 15, 11, 11, 6)
+    print("\n" + "".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    for row in sweep:
+        a, b = row.get("a"), row["b"]
+        cells = (
+            row["threads"],
+            row["batch"],
+            row["arrow"],
+            row["packing"],
+            f"{a:.1f}" if a else "-",
+            f"{b:.1f}",
+        )
+        ratio = f"{b / a:.2f}" if a else "-"
+        print("".join(f"{c:>{w}}" for c, w in zip((*cells, ratio), widths, strict=True)))
+    return {"sweep": sweep}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=10_812, help="100x100 JPEGs for (b) and (d)")
+    parser.add_argument("--photos", type=int, default=600, help="1600x1200 JPEGs for (b)")
+    parser.add_argument("--notebook-images", type=int, default=2_000, help="100x100 JPEGs for (c)")
+    parser.add_argument(
+        "--memory-sizes", type=lambda v: [int(x) for x in v.split(",") if x], default=[10_000, 100_000]
+    )
+    parser.add_argument("--batch-size", type=int, default=JobOptions.batch_size)
+    parser.add_argument(
+        "--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "featurizer-bench"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--tune", action="store_true", help="run the settings sweep instead of the table")
+    args = parser.parse_args()
+    weights = resolve_weights(os.environ.get(WEIGHTS_ENV) or "imagenet")
+    model_file = export_onnx(weights)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.tune:
+        results = run_sweep(args, args.work, model_file)
+    else:
+        results = run_table(args, args.work, weights.path, model_file)
+        print_table(results, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
