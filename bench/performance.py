@@ -3,6 +3,7 @@
     FEATURIZER_WEIGHTS=../shared/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 \
         .venv/bin/python bench/performance.py            # the table (about 15 minutes on 2 cores)
         .venv/bin/python bench/performance.py --tune     # the settings sweep behind the job's defaults
+        .venv/bin/python bench/performance.py --decode   # JPEG decoding: full vs reduced scale
 
   (a) engine    the bare ONNX engine on preprocessed tensors: no decoding, no Spark; one process per
                 task slot with the job's threads and batch size, all running at once
@@ -29,45 +30,60 @@ from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 
+import cv2
 import notebook_baseline
 import numpy as np
 import workloads
 from processes import PeakMemory, run_measured
 
 from featurizer.catalog import catalog, scan
-from featurizer.decode import preprocess
+from featurizer.decode import preprocess, to_model_input
 from featurizer.engines import EngineSpec, load_engine
 from featurizer.export import export_onnx
 from featurizer.featurize import featurize
 from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.outputs import write_parquet
 from featurizer.partitioning import ARROW_ROWS, InputSize, arrow_rows, featurize_partitioning
-from featurizer.session import local_session
+from featurizer.session import MASTER_ENV, local_session
 from featurizer.weights import resolve_weights
 
 CORES = os.cpu_count() or 1
-FEATURIZE_STAGES = ("read", "featurize")
+# Featurization as (b) measures it: read -> decode -> featurize -> persist.
+FEATURIZE_STAGES = ("read", "featurize", "persist")
+MEMORY_MASTER = "local-cluster[2,1,2048]"
+TENSOR_POOL = 256
+WARM_UP_IMAGES = 2_000
 
 
-def _engine_worker(model_file: str, batch: np.ndarray, threads: int, seconds: float, start) -> int:
+def _engine_worker(
+    model_file: str, pool: np.ndarray, batch_size: int, threads: int, seconds: float, start
+) -> int:
     engine = load_engine("onnx", model_file, threads)
-    engine.extract(batch)  # warm-up
+    batches = [pool[i : i + batch_size] for i in range(0, len(pool) - batch_size + 1, batch_size)]
+    engine.extract(batches[0])  # warm-up
     start.wait()
     done, until = 0, time.perf_counter() + seconds
     while time.perf_counter() < until:
+        batch = batches[(done // batch_size) % len(batches)]
         engine.extract(batch)
         done += len(batch)
     return done
 
 
-def bare_engine(model_file: Path, batch: np.ndarray, threads: int, seconds: float = 10.0) -> float:
-    """Images/s of CORES / threads engine processes running together, as the job's task slots do."""
+def bare_engine(
+    model_file: Path, pool: np.ndarray, batch_size: int, threads: int, seconds: float = 10.0
+) -> float:
+    """Images/s of CORES / threads engine processes running together, as the job's task slots do.
+
+    Batches cycle through `pool`, distinct images as in a real run: one batch fed again and again would
+    stay in the CPU's cache, which no real input does.
+    """
     processes = max(1, CORES // threads)
     context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, context.Pool(processes) as pool:
+    with context.Manager() as manager, context.Pool(processes) as workers:
         start = manager.Barrier(processes)
         jobs = [
-            pool.apply_async(_engine_worker, (str(model_file), batch, threads, seconds, start))
+            workers.apply_async(_engine_worker, (str(model_file), pool, batch_size, threads, seconds, start))
             for _ in range(processes)
         ]
         return sum(job.get() for job in jobs) / seconds
@@ -97,27 +113,33 @@ def featurize_stage(
         _, images = catalog(spark, scanned, str(folder), 0.2, 42)
         write_parquet(featurize(images, spec, batch_size, processed, through), str(out))
     seconds = time.perf_counter() - start
+    if packing != "job":
+        spark.conf.unset(ARROW_ROWS)
     if through.value != processed.value:
         raise RuntimeError(f"{processed.value - through.value} benchmark images did not decode")
     return processed.value / seconds
 
 
 def baseline_stage(spark, folder: Path, weights: Path, batch_size: int, out: Path) -> float:
-    """Images/s of the notebook's approach, with the job's file packing and Arrow batches of `batch_size`."""
+    """Images/s of the notebook's approach, with the job's file packing and Arrow batches of `batch_size`,
+    timed like (b) from the listing to the written Parquet."""
+    start = time.perf_counter()
     scanned = scan(spark, str(folder))
     with featurize_partitioning(spark, InputSize.of(scanned), batch_size):
         spark.conf.set(ARROW_ROWS, str(batch_size))
         _, images = catalog(spark, scanned, str(folder), 0.2, 42)
-        start = time.perf_counter()
         write_parquet(notebook_baseline.featurize(images, weights), str(out))
         seconds = time.perf_counter() - start
     return images.count() / seconds
 
 
-def whole_job(folder: Path, out: Path, run_id: str, log: Path) -> tuple[dict, PeakMemory]:
+def whole_job(
+    folder: Path, out: Path, run_id: str, log: Path, master: str | None = None
+) -> tuple[dict, PeakMemory]:
     """`featurizer run` in a child process: its timings.json, manifest and peak memory."""
     command = [sys.executable, "-m", "featurizer.cli", "run", "--input", str(folder), "--output", str(out)]
-    status, peaks = run_measured([*command, "--run-id", run_id], dict(os.environ), log)
+    env = dict(os.environ) | ({MASTER_ENV: master} if master else {})
+    status, peaks = run_measured([*command, "--run-id", run_id], env, log)
     if status != 0:
         raise RuntimeError(f"featurizer run exited {status}; see {log}")
     run = out / run_id
@@ -131,8 +153,9 @@ def whole_job(folder: Path, out: Path, run_id: str, log: Path) -> tuple[dict, Pe
     return {"stages": timings["stages"], "seconds": wall, "images": manifest["counts"]["images_found"]}, peaks
 
 
-def tensors(folder: Path, batch_size: int) -> np.ndarray:
-    files = sorted(folder.rglob("*.jpg"))[:batch_size]
+def tensor_pool(folder: Path, count: int = TENSOR_POOL) -> np.ndarray:
+    """`count` preprocessed images of the folder (256 x 600 kB: more than any CPU cache)."""
+    files = sorted(folder.rglob("*.jpg"))[:count]
     return np.stack([preprocess(path.read_bytes()).pixels for path in files])
 
 
@@ -145,11 +168,13 @@ def run_table(args: argparse.Namespace, work: Path, weights: Path, model_file: P
     photos = workloads.images(work / "photos", args.photos, workloads.PHOTO)
     results: dict = {"cores": CORES, "batch_size": args.batch_size}
 
-    results["a_engine"] = bare_engine(model_file, tensors(small, args.batch_size), threads=1)
+    results["a_engine"] = bare_engine(model_file, tensor_pool(small), args.batch_size, threads=1)
     spark = local_session()
     spark.sparkContext.addFile(str(model_file))
-    warm = workloads.subset(small, work / "warm", 200)
-    featurize_stage(spark, warm, model_file, args.batch_size, work / "out" / "warm")  # start workers
+    spark.sparkContext.addPyFile(notebook_baseline.__file__)  # its UDF is pickled by reference
+    # Start the Python workers and let the JVM compile its hot paths: (a) is steady-state too.
+    warm = workloads.subset(small, work / "warm", WARM_UP_IMAGES)
+    featurize_stage(spark, warm, model_file, args.batch_size, work / "out" / "warm")
     for name, folder in (("small", small), ("photos", photos)):
         results[f"b_spark_{name}"] = featurize_stage(
             spark, folder, model_file, args.batch_size, work / "out" / f"b-{name}"
@@ -166,7 +191,11 @@ def run_table(args: argparse.Namespace, work: Path, weights: Path, model_file: P
     results["d_job"] = job | {"peak_memory": vars(peaks)}
     for count in args.memory_sizes:
         folder = workloads.images(work / f"memory-{count}", count, workloads.SMALL)
-        job, peaks = whole_job(folder, work / "out" / f"m{count}", "job", work / f"m{count}.log")
+        # A driver JVM of its own, as on EMR (in local mode one JVM is driver and executor):
+        # Spark's local-cluster mode, two executor JVMs of one core each.
+        job, peaks = whole_job(
+            folder, work / "out" / f"m{count}", "job", work / f"m{count}.log", MEMORY_MASTER
+        )
         results[f"memory_{count}"] = job | {"peak_memory": vars(peaks)}
     return results
 
@@ -188,17 +217,23 @@ def print_table(r: dict, args: argparse.Namespace) -> None:
         print(f"    {stage:<12}{seconds:>8.1f} s{seconds / total:>7.0%}")
     other = total - sum(job["stages"].values())
     print(f"    {'report+flag':<12}{other:>8.1f} s{other / total:>7.0%}")
-    print(f"    after featurize: {after / total:.0%} of the run (goal <= 25%)")
-    print(
-        f"\n{'peak RSS':<12}{'driver py':>12}{'driver JVM':>12}{'driver':>10}{'1 worker':>10}{'workers':>10}"
-    )
+    print(f"    after featurization (fit, evaluate, write, report): {after / total:.0%} (goal <= 25%)")
+    print(f"\npeak RSS, {MEMORY_MASTER}: driver (Python + JVM), each executor JVM, Python workers")
+    header = ("images", "driver py", "driver JVM", "driver", "executor", "1 worker", "workers")
+    widths = (12, 12, 12, 10, 10, 10, 10)
+    print("".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     for count in args.memory_sizes:
         p = r[f"memory_{count}"]["peak_memory"]
         driver = p["driver_python"] + p["driver_jvm"]
-        row = (p["driver_python"], p["driver_jvm"], driver, p["worker_max"], p["workers_total"])
-        print(
-            f"{count:<12,}" + "".join(f"{mb(v):>{w}}" for v, w in zip(row, (12, 12, 10, 10, 10), strict=True))
+        row = (
+            p["driver_python"],
+            p["driver_jvm"],
+            driver,
+            p["executor_jvm"],
+            p["worker_max"],
+            p["workers_total"],
         )
+        print(f"{count:>12,}" + "".join(f"{mb(v):>{w}}" for v, w in zip(row, widths[1:], strict=True)))
     if len(args.memory_sizes) == 2:
         low, high = (r[f"memory_{c}"]["peak_memory"] for c in args.memory_sizes)
         ratio = (high["driver_python"] + high["driver_jvm"]) / (low["driver_python"] + low["driver_jvm"])
@@ -212,7 +247,7 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
         workloads.images(work / "small", args.images, workloads.SMALL), work / "tune", 4000
     )
     size = InputSize(files=4000, bytes=sum(p.stat().st_size for p in small.rglob("*.jpg")))
-    sweep = []
+    sweep, pool = [], tensor_pool(small)
     for threads in (1, 2):
         spark = local_session({"spark.task.cpus": str(threads)})
         spark.sparkContext.addFile(str(model_file))
@@ -221,11 +256,7 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
         )
         for batch_size in (8, 16, 32, 64):
             for arrow in sorted({batch_size, arrow_rows(size, batch_size)}):
-                engine = (
-                    bare_engine(model_file, tensors(small, batch_size), threads)
-                    if arrow == batch_size
-                    else None
-                )
+                engine = bare_engine(model_file, pool, batch_size, threads) if arrow == batch_size else None
                 stage = featurize_stage(spark, small, model_file, batch_size, work / "out" / "t", arrow=arrow)
                 sweep.append(
                     {
@@ -259,6 +290,32 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
     return {"sweep": sweep}
 
 
+def run_decode(work: Path) -> dict:
+    """Milliseconds per photo to model input: full-size decode + resize vs the job's reduced decode."""
+
+    def full(data: bytes) -> np.ndarray:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        return to_model_input(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+    rows = {}
+    print(f"\n{'photo':>12}{'kB':>8}{'full ms':>10}{'job ms':>9}{'speed-up':>10}")
+    for size in ((1600, 1200), (4000, 3000)):
+        folder = workloads.images(work / f"decode-{size[0]}x{size[1]}", 20, size)
+        photos = [path.read_bytes() for path in sorted(folder.rglob("*.jpg"))]
+        timed = {}
+        for name, decode in (("full", full), ("job", lambda data: preprocess(data).pixels)):
+            start = time.perf_counter()
+            for data in photos * 3:
+                decode(data)
+            timed[name] = (time.perf_counter() - start) / (3 * len(photos)) * 1000
+        kb = sum(map(len, photos)) / len(photos) / 1000
+        speed_up = timed["full"] / timed["job"]
+        label = f"{size[0]}x{size[1]}"
+        print(f"{label:>12}{kb:>8.0f}{timed['full']:>10.1f}{timed['job']:>9.1f}{speed_up:>9.1f}x")
+        rows[f"{size[0]}x{size[1]}"] = timed
+    return {"decode_ms": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -275,11 +332,14 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--tune", action="store_true", help="run the settings sweep instead of the table")
+    parser.add_argument("--decode", action="store_true", help="time JPEG decoding instead of the table")
     args = parser.parse_args()
     weights = resolve_weights(os.environ.get(WEIGHTS_ENV) or "imagenet")
     model_file = export_onnx(weights)
     args.work.mkdir(parents=True, exist_ok=True)
-    if args.tune:
+    if args.decode:
+        results = run_decode(args.work)
+    elif args.tune:
         results = run_sweep(args, args.work, model_file)
     else:
         results = run_table(args, args.work, weights.path, model_file)

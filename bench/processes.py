@@ -1,7 +1,8 @@
 """Peak resident memory of a local Spark job: the driver (Python + JVM) and the Python workers.
 
-A thread samples /proc every 0.2 s. In local mode the JVM is both driver and executor; the Python
-workers are the `pyspark.daemon` processes it forks.
+A thread samples /proc every 0.2 s. The driver is the Python process and the first JVM under it (in
+local mode that JVM is also the executor); executor JVMs (local-cluster mode) run under the driver's
+JVM; the Python workers are the `pyspark.daemon` processes the executors fork.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _command(pid: int) -> str:
 class PeakMemory:
     driver_python: int = 0
     driver_jvm: int = 0
+    executor_jvm: int = 0
     worker_max: int = 0
     workers_total: int = 0
     samples: int = field(default=0, repr=False)
@@ -54,17 +56,19 @@ class PeakMemory:
         return self.driver_python + self.driver_jvm
 
     def sample(self, root: int) -> None:
-        jvm, workers, stack = 0, [], list(_children(root))
+        jvms, workers, stack = [], [], [(pid, 0) for pid in _children(root)]
         while stack:
-            pid = stack.pop()
+            pid, jvms_above = stack.pop()
             command = _command(pid)
-            if "java" in command.split(" ", 1)[0]:
-                jvm = max(jvm, _rss(pid))
+            is_jvm = "java" in command.split(" ", 1)[0]
+            if is_jvm:
+                jvms.append((jvms_above, _rss(pid)))
             elif "pyspark" in command:
                 workers.append(_rss(pid))
-            stack += _children(pid)
+            stack += [(child, jvms_above + is_jvm) for child in _children(pid)]
         self.driver_python = max(self.driver_python, _rss(root))
-        self.driver_jvm = max(self.driver_jvm, jvm)
+        self.driver_jvm = max([self.driver_jvm, *(rss for depth, rss in jvms if depth == 0)])
+        self.executor_jvm = max([self.executor_jvm, *(rss for depth, rss in jvms if depth > 0)])
         self.worker_max = max([self.worker_max, *workers])
         self.workers_total = max(self.workers_total, sum(workers))
         self.samples += 1

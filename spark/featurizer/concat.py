@@ -7,8 +7,10 @@ S3's minimum part size pass through a buffer of one minimum part size.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +18,9 @@ from itertools import pairwise
 from typing import Any
 
 from featurizer import storage
+
+log = logging.getLogger(__name__)
+_PART_NUMBER = re.compile(r"part-(\d+)")
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part of a multipart upload but the last
 MAX_COPY_SIZE = 5 * 1024**3  # S3's maximum for one part
@@ -48,9 +53,16 @@ def concat_folder(folder: str, target: str, header: bytes, *, min_part_size: int
     """Write `header` then the folder's "part-*" files, in name order, as `target`; then delete the folder."""
     if storage.is_s3(folder) != storage.is_s3(target):
         raise storage.StorageError(f"cannot join {folder} into {target}: both must be on S3 or both local")
+    root = folder.rstrip("/") + "/"
+    # Only the committed part files, directly in the folder: a failed attempt's leftovers sit in
+    # _temporary/ and must not be joined. Numbered order is the sort order (orderBy's range partitions).
     files = sorted(
-        ((uri, size) for uri, size in storage.iter_sizes(folder) if _name(uri).startswith("part-")),
-        key=lambda item: _name(item[0]),
+        (
+            (uri, size)
+            for uri, size in storage.iter_sizes(folder)
+            if "/" not in _relative(uri, root) and _name(uri).startswith("part-")
+        ),
+        key=lambda item: _part_number(item[0]),
     )
     if storage.is_s3(target):
         _concat_s3(target, header, files, min_part_size)
@@ -106,6 +118,17 @@ def _copies(source: int, start: int, end: int) -> list[Part]:
 
 def _name(uri: str) -> str:
     return uri.rsplit("/", 1)[-1]
+
+
+def _relative(uri: str, root: str) -> str:
+    """The path under `root` (iter_sizes gives local files as plain paths, S3 objects as URIs)."""
+    prefix = root if storage.is_s3(root) else str(storage.local_path(root)) + "/"
+    return uri[len(prefix) :] if uri.startswith(prefix) else uri
+
+
+def _part_number(uri: str) -> int:
+    """part-00012-<uuid>-c000.csv -> 12 (names sort wrongly past part-99999)."""
+    return int(_PART_NUMBER.match(_name(uri)).group(1))
 
 
 def _concat_local(target: str, header: bytes, files: list[str]) -> None:
@@ -167,7 +190,10 @@ def _concat_s3(target: str, header: bytes, files: list[tuple[str, int]], min_par
             Bucket=dest.bucket, Key=dest.key, UploadId=upload_id, MultipartUpload={"Parts": done}
         )
     except BaseException:
-        client.abort_multipart_upload(Bucket=dest.bucket, Key=dest.key, UploadId=upload_id)
+        try:
+            client.abort_multipart_upload(Bucket=dest.bucket, Key=dest.key, UploadId=upload_id)
+        except Exception:  # the bucket's lifecycle rule removes it later; keep the error that matters
+            log.warning("could not abort multipart upload %s of %s", upload_id, target, exc_info=True)
         raise
 
 

@@ -124,7 +124,10 @@ def to_model_input(rgb: np.ndarray) -> np.ndarray:
     resized = cv2.resize(
         rgb, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     )
-    return resized.astype(np.float32) / 127.5 - 1.0
+    pixels = resized.astype(np.float32)
+    pixels /= 127.5  # in place: one 600 kB array per image instead of three
+    pixels -= 1.0
+    return pixels
 
 
 def preprocess(data: bytes) -> Decoded:

@@ -47,20 +47,27 @@ def featurize_batches(
 ) -> Iterator[pa.RecordBatch]:
     engine = None
     for batch in batches:
-        decoded = [preprocess(content) for content in batch.column("content").to_pylist()]
-        usable = [i for i, d in enumerate(decoded) if d.pixels is not None]
-        vectors = []
-        for start in range(0, len(usable), batch_size):
-            chunk = usable[start : start + batch_size]
-            engine = engine or load_engine(spec.engine, SparkFiles.get(spec.model_file), spec.threads)
-            vectors.append(engine.extract(np.stack([decoded[i].pixels for i in chunk])))
+        contents = batch.column("content")
+        usable: list[int] = []
+        vectors: list[np.ndarray] = []
+        reasons: list[str | None] = []
+        # Decoded one inference batch at a time: a worker holds batch_size tensors, not an Arrow batch's.
+        for start in range(0, len(contents), batch_size):
+            decoded = [preprocess(c) for c in contents.slice(start, batch_size).to_pylist()]
+            reasons += [d.reason for d in decoded]
+            ready = [i for i, d in enumerate(decoded) if d.pixels is not None]
+            if ready:
+                engine = engine or load_engine(spec.engine, SparkFiles.get(spec.model_file), spec.threads)
+                pixels = np.stack([decoded[i].pixels for i in ready])
+                vectors.append(engine.extract(pixels).astype(np.float32, copy=False))
+                usable += [start + i for i in ready]
         images_through_model.add(len(usable))
-        images_processed.add(len(decoded))
+        images_processed.add(len(contents))
         yield pa.RecordBatch.from_arrays(
             [
                 *(batch.column(name) for name in PASSED_THROUGH),
-                as_list_array(vectors, usable, len(decoded)),
-                pa.array([d.reason for d in decoded], pa.string()),
+                as_list_array(vectors, usable, len(contents)),
+                pa.array(reasons, pa.string()),
             ],
             names=[*PASSED_THROUGH, "features", "error"],
         )

@@ -131,7 +131,8 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
                 scanned = scan(spark, options.input)
                 # Task and Arrow batch sizing for the input's scans (listing, featurize); undone after.
                 size = InputSize.of(scanned)
-                scan_settings.enter_context(featurize_partitioning(spark, size, options.batch_size))
+                tasks = scan_settings.enter_context(featurize_partitioning(spark, size, options.batch_size))
+                log.info("input: %d files, %d bytes; featurize in %d tasks", size.files, size.bytes, tasks)
                 files, images = catalog(spark, scanned, options.input, options.test_fraction, options.seed)
                 listing = summarize(files)
             if listing.images_found == 0:

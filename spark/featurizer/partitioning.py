@@ -5,20 +5,24 @@ Spark's defaults pack files into tasks by bytes and charge every file 4 MB of "o
 worker hand-off and an Arrow stream (measured: 63 tasks for 2,000 images ran at half the speed of 4).
 Here the task count is chosen from the number of files instead: tasks of at most `IMAGES_PER_TASK`
 images (seconds of work, so a lost task costs little and progress moves), and at least two tasks per
-slot the job may get, so dynamic allocation sees enough pending tasks to scale out.
+slot the job may get, so dynamic allocation sees enough pending tasks to scale out, as long as tasks
+keep `MIN_IMAGES_PER_TASK` images.
 
 Each Arrow batch handed to a Python worker holds several inference batches (fewer hand-offs: +10%
-images/s measured with 16 x 16 images), capped in bytes so that batches of photos stay small.
+images/s measured with 16 x 16 images), as many as fit in ARROW_BATCH_BYTES and at least one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
 
 IMAGES_PER_TASK = 2_000
 MIN_IMAGES_PER_TASK = 100
@@ -52,9 +56,11 @@ class InputSize:
 
 
 def task_slots(spark: SparkSession) -> int:
-    """Tasks the job can run at once: all executors' cores under dynamic allocation, else the default."""
+    """Tasks the job can run at once: all executors' cores under dynamic allocation (on a cluster),
+    else Spark's default parallelism (local mode: the cores)."""
     conf = spark.sparkContext.getConf()
-    if conf.get("spark.dynamicAllocation.enabled", "false") == "true":
+    clustered = not spark.sparkContext.master.startswith("local")
+    if clustered and conf.get("spark.dynamicAllocation.enabled", "false") == "true":
         executors = conf.get("spark.dynamicAllocation.maxExecutors")
         if executors and executors.isdigit():
             cores = int(conf.get("spark.executor.cores", "1"))
@@ -86,7 +92,8 @@ def file_settings(size: InputSize, tasks: int) -> dict[str, str]:
 
 
 def arrow_rows(size: InputSize, batch_size: int) -> int:
-    """Images per Arrow batch: whole inference batches, up to ARROW_BATCH_BYTES of average images."""
+    """Images per Arrow batch: whole inference batches, as many as ARROW_BATCH_BYTES of average images
+    hold (at most MAX_INFERENCE_BATCHES_PER_ARROW_BATCH), and at least one."""
     average = max(1, size.bytes // max(1, size.files))
     batches = ARROW_BATCH_BYTES // (average * batch_size)
     return batch_size * min(MAX_INFERENCE_BATCHES_PER_ARROW_BATCH, max(1, batches))
@@ -104,8 +111,11 @@ def featurize_partitioning(spark: SparkSession, size: InputSize, batch_size: int
     try:
         yield tasks
     finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+        try:
+            for key, value in previous.items():
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
+        except Exception:  # the JVM is gone (the error in flight says why): keep that error, not this one
+            log.warning("could not restore Spark's file-scan settings", exc_info=True)

@@ -55,7 +55,7 @@ class TimeFit:
 @dataclass(frozen=True)
 class Workers:
     """Worker sizes and count. Defaults: template.yaml's DriverCores/DriverMemory and ExecutorCores/
-    ExecutorMemory + ExecutorMemoryOverhead (4 vCPU, 6g + 2g: an 8 GB worker), driver 4 vCPU / 14g
+    ExecutorMemory + ExecutorMemoryOverhead (4 vCPU, 5g + 3g: an 8 GB worker), driver 4 vCPU / 14g
     (a 16 GB worker) and MaxExecutors (10)."""
 
     executors: int = 10

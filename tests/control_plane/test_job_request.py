@@ -13,8 +13,8 @@ SIZING = WorkerSizing(
     driver_cores=4,
     driver_memory="14g",
     executor_cores=4,
-    executor_memory="6g",
-    executor_memory_overhead="2g",
+    executor_memory="5g",
+    executor_memory_overhead="3g",
     min_executors=1,
     max_executors=10,
 )
@@ -43,8 +43,8 @@ def test_spark_submit_parameters_exact_string() -> None:
         " --conf spark.driver.cores=4"
         " --conf spark.driver.memory=14g"
         " --conf spark.executor.cores=4"
-        " --conf spark.executor.memory=6g"
-        " --conf spark.executor.memoryOverhead=2g"
+        " --conf spark.executor.memory=5g"
+        " --conf spark.executor.memoryOverhead=3g"
         " --conf spark.task.cpus=1"
         " --conf spark.dynamicAllocation.enabled=true"
         " --conf spark.dynamicAllocation.minExecutors=1"

@@ -258,3 +258,15 @@ def test_an_empty_frame_gives_the_header_alone(spark: SparkSession, tmp_path: Pa
 
     assert (tmp_path / "rejected.csv").read_bytes() == b"path,reason\n"
     assert count == 0
+
+
+def test_parts_join_in_number_order_and_leftovers_of_failed_attempts_are_ignored(tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    (folder / "_temporary" / "0").mkdir(parents=True)
+    (folder / "part-100000-x.csv").write_bytes(b"last\n")
+    (folder / "part-20000-x.csv").write_bytes(b"first\n")
+    (folder / "_temporary" / "0" / "part-00000-x.csv").write_bytes(b"half-written\n")
+
+    concat.concat_folder(str(folder), str(tmp_path / "out.csv"), HEADER)
+
+    assert (tmp_path / "out.csv").read_bytes() == HEADER + b"first\nlast\n"
