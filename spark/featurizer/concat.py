@@ -150,7 +150,7 @@ def _concat_local(target: str, header: bytes, files: list[str]) -> None:
 def _concat_s3(target: str, header: bytes, files: list[tuple[str, int]], min_part_size: int) -> None:
     sizes = [len(header), *(size for _, size in files)]
     plan = plan_parts(sizes, min_part_size)
-    client = storage._s3_client()
+    client = storage.s3_client()
     dest = storage.parse_s3(target)
     sources = [storage.parse_s3(uri) for uri, _ in files]
 

@@ -65,7 +65,7 @@ def join(base: str, *parts: str) -> str:
 
 
 @cache
-def _s3_client() -> Any:
+def s3_client() -> Any:
     import boto3
 
     return boto3.client("s3")
@@ -76,7 +76,7 @@ def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
     if is_s3(uri):
         loc = parse_s3(uri)
         extra = {"ContentType": content_type} if content_type else {}
-        _s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data, **extra)
+        s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data, **extra)
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def write_json(uri: str, payload: Any) -> None:
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         loc = parse_s3(uri)
-        return _s3_client().get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
+        return s3_client().get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
     return local_path(uri).read_bytes()
 
 
@@ -101,8 +101,8 @@ def exists(uri: str) -> bool:
     if is_s3(uri):
         loc = parse_s3(uri)
         try:
-            _s3_client().head_object(Bucket=loc.bucket, Key=loc.key)
-        except _s3_client().exceptions.ClientError as error:
+            s3_client().head_object(Bucket=loc.bucket, Key=loc.key)
+        except s3_client().exceptions.ClientError as error:
             if error.response["Error"]["Code"] in ("404", "NoSuchKey"):
                 return False
             raise
@@ -114,7 +114,7 @@ def size(uri: str) -> int:
     """A file's size in bytes."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        return _s3_client().head_object(Bucket=loc.bucket, Key=loc.key)["ContentLength"]
+        return s3_client().head_object(Bucket=loc.bucket, Key=loc.key)["ContentLength"]
     return local_path(uri).stat().st_size
 
 
@@ -122,7 +122,7 @@ def folder_has_files(uri: str) -> bool:
     """Whether a folder holds at least one file (s3://b/inbox/fru does not match inbox/fruits/)."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        found = _s3_client().list_objects_v2(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key), MaxKeys=1)
+        found = s3_client().list_objects_v2(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key), MaxKeys=1)
         return found.get("KeyCount", 0) > 0
     root = local_path(uri)
     return root.is_dir() and any(p.is_file() for p in root.rglob("*"))
@@ -132,7 +132,7 @@ def iter_sizes(uri: str) -> Iterator[tuple[str, int]]:
     """(URI, size in bytes) of every file under a folder, recursively, in the folder's own form."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        paginator = _s3_client().get_paginator("list_objects_v2")
+        paginator = s3_client().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key)):
             for obj in page.get("Contents", []):
                 yield f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}", obj["Size"]
@@ -154,7 +154,7 @@ def list_folders(uri: str) -> list[str]:
     if is_s3(uri):
         loc = parse_s3(uri)
         prefix = _folder_prefix(loc.key)
-        paginator = _s3_client().get_paginator("list_objects_v2")
+        paginator = s3_client().get_paginator("list_objects_v2")
         return [
             common["Prefix"][len(prefix) :].rstrip("/")
             for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix, Delimiter="/")
@@ -171,7 +171,7 @@ def delete_tree(uri: str) -> None:
         prefix = _folder_prefix(loc.key)
         if not prefix:
             raise StorageError(f"refusing to delete the whole bucket {uri}")
-        client = _s3_client()
+        client = s3_client()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
             keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
             if keys:
@@ -189,5 +189,5 @@ def download(uri: str, destination: Path) -> Path:
     """Copy an s3:// object to a local file."""
     loc = parse_s3(uri)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    _s3_client().download_file(loc.bucket, loc.key, str(destination))
+    s3_client().download_file(loc.bucket, loc.key, str(destination))
     return destination

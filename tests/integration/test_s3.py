@@ -52,10 +52,10 @@ def s3(spark: SparkSession) -> Iterator[object]:
             "fs.s3a.secret.key": "testing",
         }.items():
             hadoop.set(key, value)
-        storage._s3_client.cache_clear()
+        storage.s3_client.cache_clear()
         client = boto3.client("s3", endpoint_url=endpoint)
         yield client
-        storage._s3_client.cache_clear()
+        storage.s3_client.cache_clear()
     server.stop()
 
 

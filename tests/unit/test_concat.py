@@ -149,7 +149,7 @@ def copy_ranges() -> Iterator[list[str | None]]:
     def record(params: dict, **_: object) -> None:
         ranges.append(params.get("CopySourceRange"))
 
-    events = storage._s3_client().meta.events
+    events = storage.s3_client().meta.events
     events.register("provide-client-params.s3.UploadPartCopy", record)
     yield ranges
     events.unregister("provide-client-params.s3.UploadPartCopy", record)
