@@ -235,35 +235,35 @@ def _execute(
         storage.delete_tree(staging)
 
     # Fit makes several passes (indexer, scaler, PCA, LR), then evaluate and the projection read it again:
-    # cached (memory, spilling to disk), the Parquet is decoded once.
-    features = read_parquet(spark, run.uri("features")).cache()
-    labelled = as_model_input(features.where(F.col("label").isNotNull()))
-    with run.stage("fit"):
-        train = labelled.where(F.col("split") == "train")
-        k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
-        model = fit(train, k, options.classify_on)
+    # cached (memory, spilling to disk), the Parquet is decoded once. Released whatever happens, so that a
+    # later read of this path in the same session never sees a failed run's rows.
+    with _cached(read_parquet(spark, run.uri("features"))) as features:
+        labelled = as_model_input(features.where(F.col("label").isNotNull()))
+        with run.stage("fit"):
+            train = labelled.where(F.col("split") == "train")
+            k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
+            model = fit(train, k, options.classify_on)
 
-    with run.stage("evaluate"):
-        test = labelled.where(F.col("split") == "test")
-        if test.isEmpty():
-            raise NotEnoughData(
-                "the test split is empty: every class has a single usable image; add images, or use "
-                "Training/ and Test/ folders to choose the split yourself"
+        with run.stage("evaluate"):
+            test = labelled.where(F.col("split") == "test")
+            if test.isEmpty():
+                raise NotEnoughData(
+                    "the test split is empty: every class has a single usable image; add images, or use "
+                    "Training/ and Test/ folders to choose the split yourself"
+                )
+            metrics = {"train_images": train.count(), "test_images": test.count(), **evaluate(model, test)}
+
+        with run.stage("write"):
+            model.write().overwrite().save(storage.spark_uri(run.uri("model")))
+            write_parquet(pca_projection(model, features, k), run.uri("pca"))
+            pca_rows = write_single_csv(
+                read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id"
             )
-        metrics = {"train_images": train.count(), "test_images": test.count(), **evaluate(model, test)}
-
-    with run.stage("write"):
-        model.write().overwrite().save(storage.spark_uri(run.uri("model")))
-        write_parquet(pca_projection(model, features, k), run.uri("pca"))
-        features.unpersist()
-        pca_rows = write_single_csv(
-            read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id"
-        )
-        storage.write_json(run.uri("metrics.json"), metrics)
-        csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
-        counts = _verified_counts(run, listing, metrics, through_model.value, csv_rows)
-        manifest = _manifest(run, counts, started_at)
-        storage.write_json(run.uri("manifest.json"), manifest)
+            storage.write_json(run.uri("metrics.json"), metrics)
+            csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
+            counts = _verified_counts(run, listing, metrics, through_model.value, csv_rows)
+            manifest = _manifest(run, counts, started_at)
+            storage.write_json(run.uri("manifest.json"), manifest)
 
     timings = run.timer.as_dict()
     storage.write_json(run.uri("timings.json"), timings)
@@ -285,6 +285,17 @@ def _execute(
     }
     storage.write_json(run.uri(COMPLETED_FLAG), completed)
     return completed
+
+
+@contextmanager
+def _cached(frame: DataFrame) -> Iterator[DataFrame]:
+    try:
+        yield frame.cache()
+    finally:
+        try:
+            frame.unpersist()
+        except Py4JError:  # the JVM is gone: keep the error in flight, which says why
+            log.warning("could not release the cached features", exc_info=True)
 
 
 def _verified_counts(

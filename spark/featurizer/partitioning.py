@@ -2,14 +2,14 @@
 
 Spark's defaults pack files into tasks by bytes and charge every file 4 MB of "open cost": a folder of
 5 kB images becomes tasks of ~30 images each, and every task costs a round of scheduling, a Python
-worker hand-off and an Arrow stream (measured: 63 tasks for 2,000 images ran at half the speed of 4).
+worker hand-off and an Arrow stream (`bench/performance.py --tune`: Spark's packing ran at 0.6x this).
 Here the task count is chosen from the number of files instead: tasks of at most `IMAGES_PER_TASK`
 images (seconds of work, so a lost task costs little and progress moves), and at least two tasks per
 slot the job may get, so dynamic allocation sees enough pending tasks to scale out, as long as tasks
 keep `MIN_IMAGES_PER_TASK` images.
 
-Each Arrow batch handed to a Python worker holds several inference batches (fewer hand-offs: +10%
-images/s measured with 16 x 16 images), as many as fit in ARROW_BATCH_BYTES and at least one.
+Each Arrow batch handed to a Python worker holds several inference batches (fewer hand-offs: +6 to
++12% in the same sweep), as many as fit in ARROW_BATCH_BYTES and at least one.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ class InputSize:
 
     files: int
     bytes: int
+
+    @property
+    def average_bytes(self) -> int:
+        return max(1, self.bytes // max(1, self.files))
 
     @classmethod
     def of(cls, scanned: DataFrame) -> InputSize:
@@ -81,9 +85,8 @@ def file_settings(size: InputSize, tasks: int) -> dict[str, str]:
     Each file weighs its length plus the average file's (the open cost): tasks balance image count
     (inference time) with bytes (read and decode time) for inputs that mix thumbnails and photos.
     """
-    files = max(1, size.files)
-    open_cost = max(1, size.bytes // files)
-    per_task = math.ceil((size.bytes + files * open_cost) / tasks)
+    open_cost = size.average_bytes
+    per_task = math.ceil((size.bytes + max(1, size.files) * open_cost) / tasks)
     return {
         "spark.sql.files.maxPartitionBytes": str(max(1, per_task)),
         "spark.sql.files.openCostInBytes": str(open_cost),
@@ -94,8 +97,7 @@ def file_settings(size: InputSize, tasks: int) -> dict[str, str]:
 def arrow_rows(size: InputSize, batch_size: int) -> int:
     """Images per Arrow batch: whole inference batches, as many as ARROW_BATCH_BYTES of average images
     hold (at most MAX_INFERENCE_BATCHES_PER_ARROW_BATCH), and at least one."""
-    average = max(1, size.bytes // max(1, size.files))
-    batches = ARROW_BATCH_BYTES // (average * batch_size)
+    batches = ARROW_BATCH_BYTES // (size.average_bytes * batch_size)
     return batch_size * min(MAX_INFERENCE_BATCHES_PER_ARROW_BATCH, max(1, batches))
 
 

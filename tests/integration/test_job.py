@@ -274,6 +274,7 @@ def test_outputs_that_disagree_fail_the_run_instead_of_completing_it(
 
     assert read_json(tmp_path / "r" / FAILED_FLAG)["error"] == "OutputMismatch"
     assert not (tmp_path / "r" / COMPLETED_FLAG).exists()
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # the failed run's rows released
 
 
 def test_an_input_without_images_changes_nothing(
