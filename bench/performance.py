@@ -11,11 +11,12 @@
                 -> Parquet, on 100x100 JPEGs (like Fruits-360) and on photo-size JPEGs
   (c) notebook  the original notebook's approach in the same Spark session: a Keras model captured in a
                 pandas UDF's closure, model.predict per batch
-  (d) job       `featurizer run` on 10,812 images: each stage's share of the run
+  (d) job       `featurizer run` on 10,812 images: each stage's share of the run (median of --rounds runs)
   memory        peak RSS of the driver (Python + JVM) and of the Python workers at 10,000 and 100,000
                 images (whole job, in a child process)
 
-The machines are shared and noisy: quote the ratios, which are measured minutes apart.
+The machines are shared and noisy: quote the ratios. (a) and (b) on 100x100 JPEGs alternate for
+--rounds rounds (default 3) and the table gives the medians, so each ratio compares minutes-apart runs.
 """
 
 from __future__ import annotations
@@ -363,6 +364,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="run the settings sweep instead of the table")
     parser.add_argument("--decode", action="store_true", help="time JPEG decoding instead of the table")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1 (got {args.rounds})")
     weights = resolve_weights(os.environ.get(WEIGHTS_ENV) or "imagenet")
     model_file = export_onnx(weights)
     args.work.mkdir(parents=True, exist_ok=True)
