@@ -50,7 +50,7 @@ class Part:
 
 
 def concat_folder(folder: str, target: str, header: bytes, *, min_part_size: int = MIN_PART_SIZE) -> None:
-    """Write `header` then the folder's "part-*" files, in name order, as `target`; then delete the folder."""
+    """Write `header` then the folder's "part-*" files, in part-number order, as `target`; then delete it."""
     if storage.is_s3(folder) != storage.is_s3(target):
         raise storage.StorageError(f"cannot join {folder} into {target}: both must be on S3 or both local")
     root = folder.rstrip("/") + "/"
