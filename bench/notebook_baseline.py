@@ -7,6 +7,7 @@ conversion, written to Parquet. Nothing here is used by the product.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def _tensor(content: bytes) -> np.ndarray:
     return preprocess_input(image.astype(np.float32))
 
 
+def equal_count_packing(files: int, total_bytes: int, tasks: int) -> dict[str, str]:
+    """binaryFile scan settings that cut the files into about `tasks` tasks of equal image counts: each
+    file weighs its length plus the average file's."""
+    average = max(1, total_bytes // max(1, files))
+    return {
+        "spark.sql.files.maxPartitionBytes": str(math.ceil((total_bytes + files * average) / tasks)),
+        "spark.sql.files.openCostInBytes": str(average),
+        "spark.sql.files.minPartitionNum": str(tasks),
+    }
+
+
 def featurize(images: DataFrame, weights: Path) -> DataFrame:
     model = keras_feature_model(weights)
 
@@ -36,4 +48,4 @@ def featurize(images: DataFrame, weights: Path) -> DataFrame:
             predicted = model.predict(np.stack(batch.map(_tensor)), verbose=0)
             yield pd.Series(list(predicted))
 
-    return images.select("image_id", "label", features(F.col("content")).alias("features"))
+    return images.select("path", features(F.col("content")).alias("features"))

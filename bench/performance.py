@@ -13,7 +13,7 @@
                 pandas UDF's closure, model.predict per batch
   (d) job       `featurizer run` on 10,812 images: each stage's share of the run (median of --rounds runs)
   memory        peak RSS of the driver (Python + JVM) and of the Python workers at 10,000 and 100,000
-                images (whole job, in a child process)
+                images (whole job, in a child process; median of --rounds runs by driver peak)
 
 The machines are shared and noisy: quote the ratios. (a) and (b) on 100x100 JPEGs alternate for
 --rounds rounds (default 3) and the table gives the medians, so each ratio compares minutes-apart runs.
@@ -28,7 +28,6 @@ import os
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -38,14 +37,15 @@ import numpy as np
 import workloads
 from processes import PeakMemory, run_measured
 
-from featurizer.catalog import catalog, scan
+from featurizer.catalog import catalog, summarize
 from featurizer.decode import preprocess, to_model_input
 from featurizer.engines import EngineSpec, load_engine
 from featurizer.export import export_onnx
 from featurizer.featurize import featurize
+from featurizer.listing import list_input
 from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.outputs import write_parquet
-from featurizer.partitioning import ARROW_ROWS, InputSize, arrow_rows, featurize_partitioning
+from featurizer.partitioning import ARROW_ROWS, arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.session import MASTER_ENV, local_session
 from featurizer.weights import resolve_weights
 
@@ -92,47 +92,49 @@ def bare_engine(
 
 
 def featurize_stage(
-    spark, folder: Path, model_file: Path, batch_size: int, out: Path, packing: str = "job", arrow: int = 0
+    spark, folder: Path, model_file: Path, batch_size: int, out: Path, arrow: int = 0
 ) -> float:
-    """Images/s of the job's featurize stage (listing included), as job.py runs it.
-
-    packing "spark" keeps Spark's own file packing and an Arrow batch of `batch_size`; `arrow` > 0
-    overrides the job's Arrow batch rows.
-    """
+    """Images/s of the job's featurize stage (listing included), as job.py runs it; `arrow` > 0
+    overrides the job's Arrow batch rows."""
     threads = int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
     spec = EngineSpec("onnx", model_file.name, threads)
     processed, through = spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0)
     start = time.perf_counter()
-    scanned = scan(spark, str(folder))
-    if packing == "job":
-        settings = featurize_partitioning(spark, InputSize.of(scanned), batch_size)
-    else:
-        settings = nullcontext()
-        spark.conf.set(ARROW_ROWS, str(batch_size))
-    with settings:
+    slots = task_slots(spark)
+    listed = list_input(spark, str(folder), slots).cache()
+    files, images = catalog(listed, str(folder), 0.2, 42)
+    tasks = featurize_tasks(summarize(files).images_found, slots)
+    with arrow_batches(spark, batch_size):
         if arrow:
             spark.conf.set(ARROW_ROWS, str(arrow))
-        _, images = catalog(spark, scanned, str(folder), 0.2, 42)
-        write_parquet(featurize(images, spec, batch_size, processed, through), str(out))
+        featurized = featurize(images.repartition(tasks, "image_id"), spec, batch_size, processed, through)
+        write_parquet(featurized, str(out))
     seconds = time.perf_counter() - start
-    if packing != "job":
-        spark.conf.unset(ARROW_ROWS)
+    listed.unpersist()
     if through.value != processed.value:
         raise RuntimeError(f"{processed.value - through.value} benchmark images did not decode")
     return processed.value / seconds
 
 
 def baseline_stage(spark, folder: Path, weights: Path, batch_size: int, out: Path) -> float:
-    """Images/s of the notebook's approach, with the job's file packing and Arrow batches of `batch_size`,
+    """Images/s of the notebook's approach, reading with binaryFile as the notebook did, in as many tasks
+    as the job's of about equal image counts (file packing, no shuffle), Arrow batches of `batch_size`;
     timed like (b) from the listing to the written Parquet."""
     start = time.perf_counter()
-    scanned = scan(spark, str(folder))
-    with featurize_partitioning(spark, InputSize.of(scanned), batch_size):
-        spark.conf.set(ARROW_ROWS, str(batch_size))
-        _, images = catalog(spark, scanned, str(folder), 0.2, 42)
-        write_parquet(notebook_baseline.featurize(images, weights), str(out))
-        seconds = time.perf_counter() - start
-    return images.count() / seconds
+    sizes = [path.stat().st_size for path in folder.rglob("*.jpg")]
+    settings = notebook_baseline.equal_count_packing(
+        len(sizes), sum(sizes), featurize_tasks(len(sizes), task_slots(spark))
+    )
+    for key, value in (settings | {ARROW_ROWS: str(batch_size)}).items():
+        spark.conf.set(key, value)
+    scanned = (
+        spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(str(folder.resolve()))
+    )
+    write_parquet(notebook_baseline.featurize(scanned, weights), str(out))
+    seconds = time.perf_counter() - start
+    for key in (*settings, ARROW_ROWS):
+        spark.conf.unset(key)
+    return len(sizes) / seconds
 
 
 def whole_job(
@@ -211,10 +213,14 @@ def run_table(args: argparse.Namespace, work: Path, weights: Path, model_file: P
         folder = workloads.images(work / f"memory-{count}", count, workloads.SMALL)
         # A driver JVM of its own, as on EMR (in local mode one JVM is driver and executor):
         # Spark's local-cluster mode, two executor JVMs of one core each.
-        job, peaks = whole_job(
-            folder, work / "out" / f"m{count}", "job", work / f"m{count}.log", MEMORY_MASTER
-        )
-        results[f"memory_{count}"] = job | {"peak_memory": vars(peaks)}
+        runs = [
+            whole_job(folder, work / "out" / f"m{count}", "job", work / f"m{count}.log", MEMORY_MASTER)
+            for _ in range(args.rounds)
+        ]
+        # The JVM's peak is mostly how far G1 grew its heap in that run: quote the median run.
+        job, peaks = sorted(runs, key=lambda run: run[1].driver)[len(runs) // 2]
+        drivers = [run[1].driver for run in runs]
+        results[f"memory_{count}"] = job | {"peak_memory": vars(peaks), "driver_runs": drivers}
     return results
 
 
@@ -247,7 +253,10 @@ def print_table(r: dict, args: argparse.Namespace) -> None:
         f"    after featurization (fit, evaluate, write, report): {after_featurization(job):.0%} "
         f"(goal <= 25%); runs: {shares}"
     )
-    print(f"\npeak RSS, {MEMORY_MASTER}: driver (Python + JVM), each executor JVM, Python workers")
+    print(
+        f"\npeak RSS, {MEMORY_MASTER}, median run of {args.rounds} by driver peak: driver (Python + JVM), "
+        "each executor JVM, Python workers"
+    )
     header = ("images", "driver py", "driver JVM", "driver", "executor", "1 worker", "workers")
     widths = (12, 12, 12, 10, 10, 10, 10)
     print("".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
@@ -263,6 +272,8 @@ def print_table(r: dict, args: argparse.Namespace) -> None:
             p["workers_total"],
         )
         print(f"{count:>12,}" + "".join(f"{mb(v):>{w}}" for v, w in zip(row, widths[1:], strict=True)))
+        each = "  ".join(mb(v) for v in r[f"memory_{count}"]["driver_runs"])
+        print(f"{'':12}  driver peak in each run: {each}")
     if len(args.memory_sizes) == 2:
         low, high = (r[f"memory_{c}"]["peak_memory"] for c in args.memory_sizes)
         ratio = (high["driver_python"] + high["driver_jvm"]) / (low["driver_python"] + low["driver_jvm"])
@@ -271,11 +282,10 @@ def print_table(r: dict, args: argparse.Namespace) -> None:
 
 
 def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
-    """(a) and (b) for each inference batch size, Arrow batch, threads per task and file packing."""
+    """(a) and (b) for each inference batch size, Arrow batch and threads per task."""
     small = workloads.subset(
         workloads.images(work / "small", args.images, workloads.SMALL), work / "tune", 4000
     )
-    size = InputSize(files=4000, bytes=sum(p.stat().st_size for p in small.rglob("*.jpg")))
     sweep, pool = [], tensor_pool(small)
     for threads in (1, 2):
         spark = local_session({"spark.task.cpus": str(threads)})
@@ -284,7 +294,7 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
             spark, workloads.subset(small, work / "warm", 200), model_file, 16, work / "out" / "w"
         )
         for batch_size in (8, 16, 32, 64):
-            for arrow in sorted({batch_size, arrow_rows(size, batch_size)}):
+            for arrow in sorted({batch_size, arrow_rows(batch_size)}):
                 engine = bare_engine(model_file, pool, batch_size, threads) if arrow == batch_size else None
                 stage = featurize_stage(spark, small, model_file, batch_size, work / "out" / "t", arrow=arrow)
                 sweep.append(
@@ -292,17 +302,13 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
                         "threads": threads,
                         "batch": batch_size,
                         "arrow": arrow,
-                        "packing": "job",
                         "a": engine,
                         "b": stage,
                     }
                 )
-        if threads == 1:
-            stage = featurize_stage(spark, small, model_file, 16, work / "out" / "t", packing="spark")
-            sweep.append({"threads": 1, "batch": 16, "arrow": 16, "packing": "spark default", "b": stage})
         spark.stop()
-    header = ("threads/task", "batch", "arrow", "packing", "(a) img/s", "(b) img/s", "b/a")
-    widths = (12, 7, 7, 15, 11, 11, 6)
+    header = ("threads/task", "batch", "arrow", "(a) img/s", "(b) img/s", "b/a")
+    widths = (12, 7, 7, 11, 11, 6)
     print("\n" + "".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     for row in sweep:
         a, b = row.get("a"), row["b"]
@@ -310,7 +316,6 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
             row["threads"],
             row["batch"],
             row["arrow"],
-            row["packing"],
             f"{a:.1f}" if a else "-",
             f"{b:.1f}",
         )
@@ -355,7 +360,9 @@ def main() -> None:
     parser.add_argument(
         "--memory-sizes", type=lambda v: [int(x) for x in v.split(",") if x], default=[10_000, 100_000]
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) rounds, and (d) runs")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating (a)/(b) rounds, (d) runs and memory runs per size"
+    )
     parser.add_argument("--batch-size", type=int, default=JobOptions.batch_size)
     parser.add_argument(
         "--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "featurizer-bench"

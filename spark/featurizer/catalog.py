@@ -1,17 +1,18 @@
 """Read: list every file under the input, keep the images, and give each one an id, a label and a split.
 
-Everything here is a column expression over Spark's binaryFile listing: the image bytes are read lazily,
-later, by the featurize step, and never shuffled.
+Everything here is a column expression over the listing (`listing.list_input`): no image is read here,
+and no file name reaches the driver.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from featurizer import storage
+from featurizer.listing import path_root
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 FRUITS_SPLITS = {"Training": "train", "Test": "test"}
@@ -38,63 +39,9 @@ class CatalogSummary:
         return self.files_found - self.images_found
 
 
-def detect_layout(spark: SparkSession, input_uri: str) -> Layout:
+def detect_layout(input_uri: str) -> Layout:
     folders = set(storage.list_folders(input_uri))
-    return Layout(
-        root=qualified_root(spark, storage.spark_uri(input_uri)), fruits_split=set(FRUITS_SPLITS) <= folders
-    )
-
-
-def qualified_root(spark: SparkSession, uri: str) -> str:
-    """The input folder exactly as Hadoop spells the paths it lists (e.g. file:/data for /data/)."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).makeQualified(path).toString()
-
-
-def scan(spark: SparkSession, input_uri: str) -> DataFrame:
-    """Spark's binaryFile listing of every file under the input, recursively (nothing is read yet)."""
-    return (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(storage.spark_uri(input_uri))
-    )
-
-
-def list_files(spark: SparkSession, input_uri: str, scanned: DataFrame) -> DataFrame:
-    """Every file under the input: path, length, and (read only when selected) content.
-
-    Spark's file scans skip zero-length files; they are added back here, so an empty upload is reported
-    as rejected instead of vanishing.
-    """
-    empty = _empty_files(spark, input_uri, scanned)
-    if empty is None:
-        return scanned
-    return scanned.unionByName(
-        empty.select(
-            "path",
-            F.lit(None).cast("timestamp").alias("modificationTime"),
-            F.lit(0).cast("long").alias("length"),
-            F.lit(bytearray()).cast("binary").alias("content"),
-        )
-    )
-
-
-def _empty_files(spark: SparkSession, input_uri: str, scanned: DataFrame) -> DataFrame | None:
-    """Zero-length files under the input, or None when there are none.
-
-    The file index knows every file but the scan skips the empty ones; only when the two counts differ is
-    the input listed again to name them (it is rare, and the listing reads no file).
-    """
-    if len(scanned._jdf.inputFiles()) == scanned.select("path").count():
-        return None
-    root = input_uri.rstrip("/") if storage.is_s3(input_uri) else str(storage.local_path(input_uri).resolve())
-    paths = [
-        uri if storage.is_s3(uri) else f"file:{uri}"
-        for uri, size in storage.iter_sizes(root)
-        if size == 0 and not any(part[:1] in ("_", ".") for part in uri[len(root) :].split("/"))
-    ]
-    return spark.createDataFrame([(p,) for p in paths], "path string") if paths else None
+    return Layout(root=path_root(input_uri), fruits_split=set(FRUITS_SPLITS) <= folders)
 
 
 def is_image(path: Column) -> Column:
@@ -156,13 +103,11 @@ def stratified_split(images: DataFrame, test_fraction: float, seed: int) -> Data
 
 
 def catalog(
-    spark: SparkSession, scanned: DataFrame, input_uri: str, test_fraction: float, seed: int
+    listed: DataFrame, input_uri: str, test_fraction: float, seed: int
 ) -> tuple[DataFrame, DataFrame]:
     """(every listed file with its identity, the images with their split) for one input folder."""
-    layout = detect_layout(spark, input_uri)
-    files = with_identity(list_files(spark, input_uri, scanned), layout).withColumn(
-        "is_image", is_image(F.col("path"))
-    )
+    layout = detect_layout(input_uri)
+    files = with_identity(listed, layout).withColumn("is_image", is_image(F.col("path")))
     images = files.where("is_image")
     if not layout.fruits_split:
         images = stratified_split(images, test_fraction, seed)

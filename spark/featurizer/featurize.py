@@ -1,9 +1,9 @@
-"""Decode and featurize: one pass over the image bytes, in Python workers, Arrow batch by Arrow batch.
+"""Read, decode and featurize: one pass over the images, in Python workers, Arrow batch by Arrow batch.
 
 The function Spark ships to each task carries an `EngineSpec` (a file name and two words); the model
 itself is loaded by `load_engine` once per worker process and reused across batches and tasks.
-`mapInArrow` hands the bytes over without a pandas copy, and the features go back as one Arrow list
-array over the engine's output buffer.
+`mapInArrow` hands over the paths without a pandas copy; the worker reads the bytes itself (`fetch`),
+and the features go back as one Arrow list array over the engine's output buffer.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pyarrow as pa
 from pyspark import Accumulator, SparkFiles
 from pyspark.sql import DataFrame
 
-from featurizer.decode import preprocess
+from featurizer.decode import Decoded, preprocess
 from featurizer.engines import EngineSpec, load_engine
+from featurizer.fetch import read_batches
 
 PASSED_THROUGH = ("image_id", "path", "label", "split")
 FEATURIZED_SCHEMA = (
@@ -47,13 +48,15 @@ def featurize_batches(
 ) -> Iterator[pa.RecordBatch]:
     engine = None
     for batch in batches:
-        contents = batch.column("content")
+        paths = batch.column("path").to_pylist()
         usable: list[int] = []
         vectors: list[np.ndarray] = []
         reasons: list[str | None] = []
-        # Decoded one inference batch at a time: a worker holds batch_size tensors, not an Arrow batch's.
-        for start in range(0, len(contents), batch_size):
-            decoded = [preprocess(c) for c in contents.slice(start, batch_size).to_pylist()]
+        # Read and decoded one inference batch at a time: a worker holds two batches' bytes and one
+        # batch's tensors, whatever the Arrow batch's size.
+        batches_read = read_batches(paths, batch_size)
+        for start, contents in zip(range(0, len(paths), batch_size), batches_read, strict=True):
+            decoded = [preprocess(c) if isinstance(c, bytes) else Decoded(None, c) for c in contents]
             reasons += [d.reason for d in decoded]
             ready = [i for i, d in enumerate(decoded) if d.pixels is not None]
             if ready:
@@ -62,11 +65,11 @@ def featurize_batches(
                 vectors.append(engine.extract(pixels).astype(np.float32, copy=False))
                 usable += [start + i for i in ready]
         images_through_model.add(len(usable))
-        images_processed.add(len(contents))
+        images_processed.add(len(paths))
         yield pa.RecordBatch.from_arrays(
             [
                 *(batch.column(name) for name in PASSED_THROUGH),
-                as_list_array(vectors, usable, len(contents)),
+                as_list_array(vectors, usable, len(paths)),
                 pa.array(reasons, pa.string()),
             ],
             names=[*PASSED_THROUGH, "features", "error"],
@@ -80,7 +83,7 @@ def featurize(
     images_processed: Accumulator[int],
     images_through_model: Accumulator[int],
 ) -> DataFrame:
-    """images (image_id, path, label, split, content) -> FEATURIZED_SCHEMA, one row per image."""
+    """images (image_id, path, label, split) -> FEATURIZED_SCHEMA, one row per image."""
     work = partial(
         featurize_batches,
         spec=spec,
@@ -88,4 +91,4 @@ def featurize(
         images_processed=images_processed,
         images_through_model=images_through_model,
     )
-    return images.select(*PASSED_THROUGH, "content").mapInArrow(work, FEATURIZED_SCHEMA)
+    return images.select(*PASSED_THROUGH).mapInArrow(work, FEATURIZED_SCHEMA)

@@ -29,10 +29,11 @@ from pyspark.sql import functions as F
 
 from featurizer import __version__, storage
 from featurizer.artifact import ModelArtifact, model_for
-from featurizer.catalog import CatalogSummary, catalog, scan, summarize
+from featurizer.catalog import CatalogSummary, catalog, summarize
 from featurizer.engines import EngineSpec, engine_version
 from featurizer.evaluate import evaluate
 from featurizer.featurize import featurize
+from featurizer.listing import list_input
 from featurizer.model import NotEnoughData, as_model_input, choose_k, fit
 from featurizer.options import JobOptions, parse_options
 from featurizer.outputs import (
@@ -41,7 +42,7 @@ from featurizer.outputs import (
     write_parquet,
     write_single_csv,
 )
-from featurizer.partitioning import InputSize, featurize_partitioning
+from featurizer.partitioning import arrow_batches, featurize_tasks, task_slots
 from featurizer.progress import Progress
 from featurizer.report import write_report
 from featurizer.session import (
@@ -126,14 +127,12 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
     run = _Run(spark, prepared, progress, StageTimer())
     replaced = False
     try:
-        with ExitStack() as scan_settings:
+        with ExitStack() as listed_input:
             with run.stage("read"):
-                scanned = scan(spark, options.input)
-                # Task and Arrow batch sizing for the input's scans (listing, featurize); undone after.
-                size = InputSize.of(scanned)
-                tasks = scan_settings.enter_context(featurize_partitioning(spark, size, options.batch_size))
-                log.info("input: %d files, %d bytes; featurize in %d tasks", size.files, size.bytes, tasks)
-                files, images = catalog(spark, scanned, options.input, options.test_fraction, options.seed)
+                slots = task_slots(spark)
+                # Listed once by the executors, cached there for the counts, the split and featurize.
+                listed = listed_input.enter_context(_cached(list_input(spark, options.input, slots)))
+                files, images = catalog(listed, options.input, options.test_fraction, options.seed)
                 listing = summarize(files)
             if listing.images_found == 0:
                 raise InputError(
@@ -142,7 +141,17 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
                 )
             storage.delete_tree(options.run_uri)  # re-running a run id replaces that run, never mixes two
             replaced = True
-            return _execute(run, images, listing, started_at, scan_settings)
+            tasks = featurize_tasks(listing.images_found, slots)
+            log.info(
+                "input: %d files, %d images; featurize in %d tasks",
+                listing.files_found,
+                listing.images_found,
+                tasks,
+            )
+            # Dealt by image id: should a lost block of the listing be listed again, every image still
+            # goes to the task it went to before (round-robin would follow the listing's order).
+            dealt = images.repartition(tasks, "image_id")
+            return _execute(run, dealt, listing, started_at, listed_input)
     except InputError:
         raise
     except Exception as error:
@@ -209,7 +218,7 @@ def error_summary(error: BaseException) -> tuple[str, str]:
 
 
 def _execute(
-    run: _Run, images: DataFrame, listing: CatalogSummary, started_at: datetime, scan_settings: ExitStack
+    run: _Run, images: DataFrame, listing: CatalogSummary, started_at: datetime, listed_input: ExitStack
 ) -> dict[str, Any]:
     spark, options, prepared = run.spark, run.options, run.prepared
     sc = spark.sparkContext
@@ -220,9 +229,12 @@ def _execute(
     processed, through_model = sc.accumulator(0), sc.accumulator(0)
 
     staging = run.uri("featurize-staging")  # not "_...": Spark ignores such paths
-    with run.stage("featurize", total=listing.images_found, done=lambda: processed.value):
+    with (
+        run.stage("featurize", total=listing.images_found, done=lambda: processed.value),
+        arrow_batches(spark, options.batch_size),
+    ):
         write_parquet(featurize(images, spec, options.batch_size, processed, through_model), staging)
-    scan_settings.close()
+    listed_input.close()
 
     with run.stage("persist"):
         staged = read_parquet(spark, staging)
@@ -295,7 +307,7 @@ def _cached(frame: DataFrame) -> Iterator[DataFrame]:
         try:
             frame.unpersist()
         except Py4JError:  # the JVM is gone: keep the error in flight, which says why
-            log.warning("could not release the cached features", exc_info=True)
+            log.warning("could not release a cached DataFrame", exc_info=True)
 
 
 def _verified_counts(

@@ -34,15 +34,22 @@ def is_s3(uri: str) -> bool:
 
 
 def parse_s3(uri: str) -> S3Location:
-    parsed = urlparse(uri)
-    if parsed.scheme not in S3_SCHEMES or not parsed.netloc:
+    """Bucket and key, taken literally: a key may hold "#", "?" or "%" (file names do)."""
+    scheme, separator, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
+    if scheme.lower() not in S3_SCHEMES or not separator or not bucket:
         raise StorageError(f"{uri!r} is not an s3://bucket/key URI")
-    return S3Location(parsed.netloc, parsed.path.lstrip("/"))
+    return S3Location(bucket, key.lstrip("/"))
 
 
 def local_path(uri: str) -> Path:
-    """The filesystem path of a local path or file:// URI."""
-    return Path(urlparse(uri).path) if uri.startswith("file:") else Path(uri)
+    """The filesystem path of a local path or file: URI (file:/data, file:///data), taken literally."""
+    if not uri.startswith("file:"):
+        return Path(uri)
+    path = uri[len("file:") :]
+    if path.startswith("//"):  # file:///data, file://localhost/data
+        path = "/" + path[2:].partition("/")[2]
+    return Path(path)
 
 
 def spark_uri(uri: str) -> str:
@@ -64,11 +71,18 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+# Connections one client keeps open: a Python worker fetches this many images at once (`fetch`).
+MAX_CONNECTIONS = 32
+
+
 @cache
 def s3_client() -> Any:
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("s3")
+    # Standard retries back off on S3's throttling (503 SlowDown) under many small reads.
+    config = Config(max_pool_connections=MAX_CONNECTIONS, retries={"mode": "standard", "max_attempts": 10})
+    return boto3.client("s3", config=config)
 
 
 def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
@@ -128,20 +142,73 @@ def folder_has_files(uri: str) -> bool:
     return root.is_dir() and any(p.is_file() for p in root.rglob("*"))
 
 
-def iter_sizes(uri: str) -> Iterator[tuple[str, int]]:
-    """(URI, size in bytes) of every file under a folder, recursively, in the folder's own form."""
+def _is_marker(key: str) -> bool:
+    """S3 "folder" marker objects: `name/` (the console) and `name_$folder$` (older Hadoop tools)."""
+    return key.endswith(("/", "_$folder$"))
+
+
+def _walk(root: Path, recursive: bool) -> Iterator[tuple[str, int]]:
+    """Files under a local folder; links to files are followed, links to folders are not (no file is
+    listed twice, no loop). Errors (an unreadable folder) raise."""
+    folders = [root]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        folders.append(Path(entry.path))
+                elif entry.is_file():
+                    yield entry.path, entry.stat().st_size
+
+
+def iter_sizes(uri: str, recursive: bool = True) -> Iterator[tuple[str, int]]:
+    """(URI, size in bytes) of every file under a folder, in the folder's own form, streamed page by page.
+
+    `recursive=False` gives only the files directly in the folder. S3 folder markers are not files.
+    """
     if is_s3(uri):
         loc = parse_s3(uri)
         paginator = s3_client().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key)):
+        delimiter = {} if recursive else {"Delimiter": "/"}
+        for page in paginator.paginate(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key), **delimiter):
             for obj in page.get("Contents", []):
-                yield f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}", obj["Size"]
+                if not _is_marker(obj["Key"]):
+                    yield f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}", obj["Size"]
         return
     root = local_path(uri)
     if root.is_dir():
-        for path in root.rglob("*"):
-            if path.is_file():
-                yield str(path), path.stat().st_size
+        yield from _walk(root, recursive)
+
+
+def peek_folders(uri: str, max_files: int) -> list[str] | None:
+    """Names of a folder's immediate sub-folders; None once more than `max_files` files sit directly in it
+    (so a folder of a million images costs one S3 request here, and a folder of 20,000 classes 20)."""
+    names: list[str] = []
+    files = 0
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        prefix = _folder_prefix(loc.key)
+        paginator = s3_client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix, Delimiter="/"):
+            names += [
+                common["Prefix"][len(prefix) :].rstrip("/") for common in page.get("CommonPrefixes", [])
+            ]
+            files += sum(1 for obj in page.get("Contents", []) if not _is_marker(obj["Key"]))
+            if files > max_files:
+                return None
+        return names
+    root = local_path(uri)
+    if not root.is_dir():
+        return []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                names.append(entry.name)
+            elif entry.is_file():
+                files += 1
+                if files > max_files:
+                    return None
+    return sorted(names)
 
 
 def list_files(uri: str) -> list[str]:

@@ -14,8 +14,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pyspark.sql import SparkSession
 
-from featurizer import storage
+from featurizer import listing, storage
+from featurizer.fetch import GONE, read_batches
 from featurizer.job import COMPLETED_FLAG, execute, prepare
+from featurizer.listing import list_input
 from featurizer.options import JobOptions
 from featurizer.progress import Progress
 from featurizer.session import s3a_jars
@@ -36,13 +38,19 @@ def s3(spark: SparkSession) -> Iterator[object]:
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    variables = {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    # The Python workers list and read S3 themselves. This session's workers were started before the
+    # server: Spark starts workers with the new environment (`featurizer run` sets it before Spark).
+    workers = spark.sparkContext.environment
+    saved = dict(workers)
+    workers.update(variables)
     with pytest.MonkeyPatch.context() as env:
-        for key, value in {
-            "AWS_ENDPOINT_URL_S3": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for key, value in variables.items():
             env.setenv(key, value)
         for key, value in {
             "fs.s3a.endpoint": endpoint,
@@ -56,6 +64,8 @@ def s3(spark: SparkSession) -> Iterator[object]:
         client = boto3.client("s3", endpoint_url=endpoint)
         yield client
         storage.s3_client.cache_clear()
+    workers.clear()
+    workers.update(saved)
     server.stop()
 
 
@@ -101,3 +111,40 @@ def test_a_run_from_s3_to_s3_completes_with_every_output(
         for o in page.get("Contents", [])
     }
     assert not any("._parts" in key or "featurize-staging" in key for key in keys)
+
+
+def test_the_executors_list_s3_without_folder_markers_or_hidden_keys(
+    spark: SparkSession, s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.create_bucket(Bucket="listing")
+    keys = ["in/A/1.jpg", "in/A/", "in/A/x_$folder$", "in/A/.2.jpg", "in/_tmp/3.jpg", "in/B/x #1.jpg"]
+    keys += ["in/top.jpg", "in//double.jpg", "inbox/4.jpg", *(f"in/Big/{i}.jpg" for i in range(5))]
+    for key in keys:
+        s3.put_object(Bucket="listing", Key=key, Body=b"" if key.endswith(("/", "$")) else b"abc")
+    # The driver opens in/, A/ and B/ (at most 3 files each; markers are not files); Big/ holds 5: a
+    # task lists it whole.
+    monkeypatch.setattr(listing, "PEEK_FILES", 3)
+
+    assert set(listing.plan("s3://listing/in/", wanted=8)) == {
+        listing.Folder("s3://listing/in", recursive=False),
+        listing.Folder("s3://listing/in/A", recursive=False),
+        listing.Folder("s3://listing/in/B", recursive=False),
+        listing.Folder("s3://listing/in/Big", recursive=True),
+    }
+    found = {r["path"]: r["length"] for r in list_input(spark, "s3://listing/in/", slots=4).collect()}
+    visible = ["in/A/1.jpg", "in/B/x #1.jpg", "in/top.jpg", *(f"in/Big/{i}.jpg" for i in range(5))]
+    assert found == {f"s3://listing/{key}": 3 for key in visible}
+
+
+def test_workers_read_s3_objects_and_name_one_deleted_after_the_listing(s3) -> None:
+    s3.create_bucket(Bucket="fetch")
+    for index in range(40):
+        s3.put_object(Bucket="fetch", Key=f"img/{index} é?#%.jpg", Body=bytes([index]) * (index + 1))
+    paths = [f"s3://fetch/img/{index} é?#%.jpg" for index in range(40)] + ["s3://fetch/img/gone.jpg"]
+
+    batches = list(read_batches(paths, 16))
+
+    assert [len(batch) for batch in batches] == [16, 16, 9]
+    contents = [item for batch in batches for item in batch]
+    assert contents[:40] == [bytes([index]) * (index + 1) for index in range(40)]
+    assert contents[40] == GONE

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from featurizer.catalog import catalog, scan, summarize
+from featurizer.catalog import catalog, summarize
+from featurizer.listing import list_input
 
 
 def touch(root: Path, *names: str, data: bytes = b"x") -> None:
@@ -16,7 +17,7 @@ def touch(root: Path, *names: str, data: bytes = b"x") -> None:
 
 
 def rows(spark: SparkSession, root: Path, test_fraction: float = 0.2, seed: int = 42) -> dict[str, dict]:
-    _, images = catalog(spark, scan(spark, str(root)), str(root), test_fraction, seed)
+    _, images = catalog(list_input(spark, str(root), slots=2), str(root), test_fraction, seed)
     return {r["relative_path"]: r.asDict() for r in images.collect()}
 
 
@@ -48,7 +49,7 @@ def test_only_images_are_kept_and_the_rest_is_counted(spark: SparkSession, tmp_p
         "loose.jpg",
     )
     touch(tmp_path, "A/empty.jpg", data=b"")
-    files, _ = catalog(spark, scan(spark, str(tmp_path)), str(tmp_path), 0.2, 42)
+    files, _ = catalog(list_input(spark, str(tmp_path), slots=2), str(tmp_path), 0.2, 42)
 
     summary = summarize(files)
 

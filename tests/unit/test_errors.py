@@ -1,5 +1,7 @@
 """A failure inside a Spark worker reaches the user as one readable line, not a Java stack trace."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pyspark.sql import SparkSession
@@ -10,11 +12,12 @@ from featurizer.job import error_summary
 from featurizer.samples import CLASSES, draw, encode
 
 
-def test_a_worker_failure_is_summarized_by_its_python_error(spark: SparkSession) -> None:
-    picture = encode(draw(CLASSES["Banana"], (32, 32), np.random.default_rng(0)), ".jpg")
+def test_a_worker_failure_is_summarized_by_its_python_error(spark: SparkSession, tmp_path: Path) -> None:
+    picture = tmp_path / "a.jpg"
+    picture.write_bytes(encode(draw(CLASSES["Banana"], (32, 32), np.random.default_rng(0)), ".jpg"))
     images = spark.createDataFrame(
-        [("id", "file:/x/Banana/a.jpg", "Banana", "train", picture)],
-        "image_id string, path string, label string, split string, content binary",
+        [("id", f"file:{picture}", "Banana", "train")],
+        "image_id string, path string, label string, split string",
     )
     sc = spark.sparkContext
     broken = EngineSpec("onnx", "no-such-model.onnx")
