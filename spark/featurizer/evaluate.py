@@ -11,18 +11,29 @@ from typing import Any
 import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from featurizer.model import LABEL_INDEX, NotEnoughData, class_labels, explained_variance
 
 
+def prediction_counts(predictions: DataFrame, classes: int) -> tuple[np.ndarray, int]:
+    """(matrix[true, predicted] counts, images of classes unseen in training), in one aggregation.
+
+    Rows are the classes in the model's label order; a test image whose class never appears in training
+    gets index `classes` ("keep") and is counted apart.
+    """
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    unseen = 0
+    for row in predictions.groupBy(LABEL_INDEX, "prediction").count().collect():
+        if int(row[LABEL_INDEX]) >= classes:
+            unseen += row["count"]
+        else:
+            matrix[int(row[LABEL_INDEX]), int(row["prediction"])] += row["count"]
+    return matrix, unseen
+
+
 def confusion_matrix(predictions: DataFrame, classes: int) -> np.ndarray:
     """matrix[true, predicted] counts; rows are the classes in the model's label order."""
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    counts = predictions.groupBy(LABEL_INDEX, "prediction").count().collect()
-    for row in counts:
-        matrix[int(row[LABEL_INDEX]), int(row["prediction"])] += row["count"]
-    return matrix
+    return prediction_counts(predictions, classes)[0]
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -61,10 +72,7 @@ def pca_summary(model: PipelineModel) -> dict[str, Any]:
 def evaluate(model: PipelineModel, test: DataFrame) -> dict[str, Any]:
     """Metrics of the fitted model on labelled test rows (with `as_model_input` applied)."""
     labels = class_labels(model)
-    predictions = model.transform(test)
-    # A test image whose class never appears in training gets index len(labels) ("keep"): count it apart.
-    matrix = confusion_matrix(predictions.where(F.col(LABEL_INDEX) < len(labels)), len(labels))
-    unseen = int(predictions.where(F.col(LABEL_INDEX) >= len(labels)).count())
+    matrix, unseen = prediction_counts(model.transform(test), len(labels))
     return {
         **classification_metrics(matrix, labels),
         "test_images_of_unseen_classes": unseen,

@@ -236,51 +236,73 @@ def _execute(
         write_parquet(featurize(images, spec, options.batch_size, processed, through_model), staging)
     listed_input.close()
 
-    with run.stage("persist"):
-        staged = read_parquet(spark, staging)
-        write_parquet(staged.where(F.col("error").isNull()).drop("error"), run.uri("features"))
-        rejected_rows = write_single_csv(
-            staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason")),
-            run.uri("rejected.csv"),
-            order_by="path",
-        )
-        storage.delete_tree(staging)
-
-    # Fit makes several passes (indexer, scaler, PCA, LR), then evaluate and the projection read it again:
-    # cached (memory, spilling to disk), the Parquet is decoded once. Released whatever happens, so that a
-    # later read of this path in the same session never sees a failed run's rows.
-    with _cached(read_parquet(spark, run.uri("features"))) as features:
-        labelled = as_model_input(features.where(F.col("label").isNotNull()))
-        with run.stage("fit"):
-            train = labelled.where(F.col("split") == "train")
-            k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
-            model = fit(train, k, options.classify_on)
-
-        with run.stage("evaluate"):
-            test = labelled.where(F.col("split") == "test")
-            if test.isEmpty():
-                raise NotEnoughData(
-                    "the test split is empty: every class has a single usable image; add images, or use "
-                    "Training/ and Test/ folders to choose the split yourself"
+    # Persisted twice: written to features/ for the user, and cached as it is written (memory, spilling
+    # to disk) for fit's passes (indexer, scaler, PCA, LR), evaluate and the projection, so the model's
+    # output is decoded once. A lost cached block is recomputed from the staging Parquet, which is kept
+    # until the cache is released. Released whatever happens.
+    staged = read_parquet(spark, staging)
+    try:
+        with _cached(staged.where(F.col("error").isNull()).drop("error")) as features:
+            with run.stage("persist"):
+                write_parquet(features, run.uri("features"))
+                rejected_rows = write_single_csv(
+                    staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason")),
+                    run.uri("rejected.csv"),
+                    order_by="path",
                 )
-            metrics = {"train_images": train.count(), "test_images": test.count(), **evaluate(model, test)}
+            completed = _model_stages(run, features, listing, rejected_rows, through_model.value, started_at)
+    finally:
+        storage.delete_tree(staging)
+    storage.write_json(run.uri(COMPLETED_FLAG), completed)  # last: the run's outputs are all in place
+    return completed
 
-        with run.stage("write"):
-            model.write().overwrite().save(storage.spark_uri(run.uri("model")))
-            write_parquet(pca_projection(model, features, k), run.uri("pca"))
-            pca_rows = write_single_csv(
-                read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id"
+
+def _model_stages(
+    run: _Run,
+    features: DataFrame,
+    listing: CatalogSummary,
+    rejected_rows: int,
+    through_model: int,
+    started_at: datetime,
+) -> dict[str, Any]:
+    """Fit, evaluate and write from the cached features; returns the `_COMPLETED.json` payload."""
+    spark, options = run.spark, run.options
+    labelled = as_model_input(features.where(F.col("label").isNotNull()))
+    with run.stage("fit"):
+        train = labelled.where(F.col("split") == "train")
+        k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
+        model = fit(train, k, options.classify_on)
+
+    with run.stage("evaluate"):
+        sizes = {row["split"]: row["count"] for row in labelled.groupBy("split").count().collect()}
+        if not sizes.get("test"):
+            raise NotEnoughData(
+                "the test split is empty: every class has a single usable image; add images, or use "
+                "Training/ and Test/ folders to choose the split yourself"
             )
-            storage.write_json(run.uri("metrics.json"), metrics)
-            csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
-            counts = _verified_counts(run, listing, metrics, through_model.value, csv_rows)
-            manifest = _manifest(run, counts, started_at)
-            storage.write_json(run.uri("manifest.json"), manifest)
+        test = labelled.where(F.col("split") == "test")
+        metrics = {
+            "train_images": sizes.get("train", 0),
+            "test_images": sizes["test"],
+            **evaluate(model, test),
+        }
+
+    with run.stage("write"):
+        model.write().overwrite().save(storage.spark_uri(run.uri("model")))
+        write_parquet(pca_projection(model, features, k), run.uri("pca"))
+        pca_rows = write_single_csv(
+            read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id"
+        )
+        storage.write_json(run.uri("metrics.json"), metrics)
+        csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
+        counts = _verified_counts(run, listing, metrics, through_model, csv_rows)
+        manifest = _manifest(run, counts, started_at)
+        storage.write_json(run.uri("manifest.json"), manifest)
 
     timings = run.timer.as_dict()
     storage.write_json(run.uri("timings.json"), timings)
     report = write_report(spark, options.run_uri, metrics, timings, manifest)  # shows the final timings
-    completed = {
+    return {
         "status": "COMPLETED",
         "run_id": options.run_id,
         "output": options.run_uri,
@@ -295,8 +317,6 @@ def _execute(
             "duration_seconds": timings["total_seconds"],
         },
     }
-    storage.write_json(run.uri(COMPLETED_FLAG), completed)
-    return completed
 
 
 @contextmanager

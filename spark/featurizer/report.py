@@ -101,7 +101,11 @@ def write_report(
         points=pca_sample(
             read_parquet(spark, storage.join(run_uri, "pca")), seed=manifest["options"]["seed"]
         ),
-        rejected=rejected_rows(spark, storage.join(run_uri, "rejected.csv")),
+        rejected=(
+            rejected_rows(spark, storage.join(run_uri, "rejected.csv"))
+            if manifest["counts"]["images_rejected"]
+            else []
+        ),
     )
     uri = storage.join(run_uri, REPORT_NAME)
     storage.write_bytes(uri, render(inputs).encode(), content_type="text/html; charset=utf-8")
