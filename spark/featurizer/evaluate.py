@@ -31,11 +31,6 @@ def prediction_counts(predictions: DataFrame, classes: int) -> tuple[np.ndarray,
     return matrix, unseen
 
 
-def confusion_matrix(predictions: DataFrame, classes: int) -> np.ndarray:
-    """matrix[true, predicted] counts; rows are the classes in the model's label order."""
-    return prediction_counts(predictions, classes)[0]
-
-
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
 

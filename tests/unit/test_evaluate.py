@@ -3,14 +3,15 @@ import pytest
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.sql import SparkSession
 
-from featurizer.evaluate import classification_metrics, confusion_matrix
+from featurizer.evaluate import classification_metrics, prediction_counts
 
 
 def test_metrics_match_spark_evaluator(spark: SparkSession) -> None:
     pairs = [(0.0, 0.0)] * 5 + [(0.0, 1.0)] * 2 + [(1.0, 1.0)] * 4 + [(2.0, 1.0), (2.0, 2.0), (1.0, 0.0)]
     predictions = spark.createDataFrame(pairs, "label_index double, prediction double")
 
-    metrics = classification_metrics(confusion_matrix(predictions, 3), ["a", "b", "c"])
+    matrix, unseen = prediction_counts(predictions, 3)
+    metrics = classification_metrics(matrix, ["a", "b", "c"])
 
     def spark_metric(name: str, **extra: float) -> float:
         return MulticlassClassificationEvaluator(
@@ -27,6 +28,16 @@ def test_metrics_match_spark_evaluator(spark: SparkSession) -> None:
             spark_metric("recallByLabel", metricLabel=float(index))
         )
     assert metrics["confusion_matrix"]["matrix"] == [[5, 2, 0], [1, 4, 0], [0, 1, 1]]
+    assert unseen == 0
+
+
+def test_test_images_of_classes_unseen_in_training_are_counted_apart(spark: SparkSession) -> None:
+    pairs = [(0.0, 0.0), (1.0, 0.0), (2.0, 1.0), (2.0, 0.0)]  # index 2 = "keep": a class not in training
+    predictions = spark.createDataFrame(pairs, "label_index double, prediction double")
+
+    matrix, unseen = prediction_counts(predictions, 2)
+
+    assert (matrix.tolist(), unseen) == ([[1, 0], [1, 0]], 2)
 
 
 def test_a_class_never_predicted_has_zero_precision_not_nan() -> None:
