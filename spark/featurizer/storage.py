@@ -180,7 +180,7 @@ def iter_sizes(uri: str, recursive: bool = True) -> Iterator[tuple[str, int]]:
         yield from _walk(root, recursive)
 
 
-def peek_folders(uri: str, max_files: int) -> list[str] | None:
+def peek_folders(uri: str, max_files: int | None) -> list[str] | None:
     """Names of a folder's immediate sub-folders; None once more than `max_files` files sit directly in it
     (so a folder of a million images costs one S3 request here, and a folder of 20,000 classes 20)."""
     names: list[str] = []
@@ -194,7 +194,7 @@ def peek_folders(uri: str, max_files: int) -> list[str] | None:
                 common["Prefix"][len(prefix) :].rstrip("/") for common in page.get("CommonPrefixes", [])
             ]
             files += sum(1 for obj in page.get("Contents", []) if not _is_marker(obj["Key"]))
-            if files > max_files:
+            if max_files is not None and files > max_files:
                 return None
         return names
     root = local_path(uri)
@@ -206,7 +206,7 @@ def peek_folders(uri: str, max_files: int) -> list[str] | None:
                 names.append(entry.name)
             elif entry.is_file():
                 files += 1
-                if files > max_files:
+                if max_files is not None and files > max_files:
                     return None
     return sorted(names)
 
@@ -217,18 +217,8 @@ def list_files(uri: str) -> list[str]:
 
 
 def list_folders(uri: str) -> list[str]:
-    """Names of the immediate sub-folders of a folder."""
-    if is_s3(uri):
-        loc = parse_s3(uri)
-        prefix = _folder_prefix(loc.key)
-        paginator = s3_client().get_paginator("list_objects_v2")
-        return [
-            common["Prefix"][len(prefix) :].rstrip("/")
-            for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix, Delimiter="/")
-            for common in page.get("CommonPrefixes", [])
-        ]
-    root = local_path(uri)
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    """Names of the immediate sub-folders of a folder (however many files sit beside them)."""
+    return peek_folders(uri, max_files=None) or []  # never None without a limit
 
 
 def delete_tree(uri: str) -> None:
