@@ -16,6 +16,7 @@ import platform
 import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from featurizer import __version__, storage
 from featurizer.artifact import ModelArtifact, model_for
@@ -34,7 +36,7 @@ from featurizer.engines import EngineSpec, engine_version
 from featurizer.evaluate import evaluate
 from featurizer.featurize import featurize
 from featurizer.listing import list_input
-from featurizer.model import NotEnoughData, as_model_input, choose_k, fit
+from featurizer.model import as_features, as_model_input, choose_k, fit
 from featurizer.options import JobOptions, parse_options
 from featurizer.outputs import (
     pca_projection,
@@ -233,24 +235,30 @@ def _execute(
         run.stage("featurize", total=listing.images_found, done=lambda: processed.value),
         arrow_batches(spark, options.batch_size),
     ):
-        write_parquet(featurize(images, spec, options.batch_size, processed, through_model), staging)
+        featurized = featurize(images, spec, options.batch_size, processed, through_model)
+        write_parquet(featurized, staging)
     listed_input.close()
 
     # Persisted twice: written to features/ for the user, and cached as it is written (memory, spilling
-    # to disk) for fit's passes (indexer, scaler, PCA, LR), evaluate and the projection, so the model's
-    # output is decoded once. A lost cached block is recomputed from the staging Parquet, which is kept
-    # until the cache is released. Released whatever happens.
-    staged = read_parquet(spark, staging)
+    # to disk) as the vectors Spark ML reads, for fit's passes (indexer, scaler, PCA, LR), evaluate and
+    # the projection: the model's output is decoded once, and converted to vectors once. A lost cached
+    # block is recomputed from the staging Parquet, which is kept until the cache is released. Released
+    # whatever happens.
+    staged = read_parquet(spark, staging, featurized.schema)
+    usable = staged.where(F.col("error").isNull()).drop("error")
     try:
-        with _cached(staged.where(F.col("error").isNull()).drop("error")) as features:
+        with _cached(as_model_input(usable).drop("features")) as vectors:
             with run.stage("persist"):
+                features = as_features(vectors)
                 write_parquet(features, run.uri("features"))
                 rejected_rows = write_single_csv(
                     staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason")),
                     run.uri("rejected.csv"),
                     order_by="path",
                 )
-            completed = _model_stages(run, features, listing, rejected_rows, through_model.value, started_at)
+            completed = _model_stages(
+                run, vectors, features.schema, listing, rejected_rows, through_model.value, started_at
+            )
     finally:
         storage.delete_tree(staging)
     storage.write_json(run.uri(COMPLETED_FLAG), completed)  # last: the run's outputs are all in place
@@ -259,45 +267,41 @@ def _execute(
 
 def _model_stages(
     run: _Run,
-    features: DataFrame,
+    vectors: DataFrame,
+    features_schema: StructType,
     listing: CatalogSummary,
     rejected_rows: int,
     through_model: int,
     started_at: datetime,
 ) -> dict[str, Any]:
-    """Fit, evaluate and write from the cached features; returns the `_COMPLETED.json` payload."""
+    """Fit, evaluate and write from the cached vectors; returns the `_COMPLETED.json` payload."""
     spark, options = run.spark, run.options
-    labelled = as_model_input(features.where(F.col("label").isNotNull()))
-    with run.stage("fit"):
-        train = labelled.where(F.col("split") == "train")
-        k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
-        model = fit(train, k, options.classify_on)
+    labelled = vectors.where(F.col("label").isNotNull())
+    with ThreadPoolExecutor(1, thread_name_prefix="model-writer") as writer:
+        with run.stage("fit"):
+            train = labelled.where(F.col("split") == "train")
+            k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
+            model = fit(train, k, options.classify_on)
+            # Saved while evaluate and the projection run: a chain of small Spark jobs whose time goes
+            # mostly to commits and round trips (S3 on EMR), not to the cores they leave idle.
+            saved = writer.submit(model.write().overwrite().save, storage.spark_uri(run.uri("model")))
 
-    with run.stage("evaluate"):
-        sizes = {row["split"]: row["count"] for row in labelled.groupBy("split").count().collect()}
-        if not sizes.get("test"):
-            raise NotEnoughData(
-                "the test split is empty: every class has a single usable image; add images, or use "
-                "Training/ and Test/ folders to choose the split yourself"
+        with run.stage("evaluate"):
+            metrics = evaluate(model, labelled)
+
+        with run.stage("write"):
+            projected = pca_projection(model, vectors, k)
+            write_parquet(projected, run.uri("pca"))
+            pca_rows = write_single_csv(
+                read_parquet(spark, run.uri("pca"), projected.schema), run.uri("pca.csv"), order_by="image_id"
             )
-        test = labelled.where(F.col("split") == "test")
-        metrics = {
-            "train_images": sizes.get("train", 0),
-            "test_images": sizes["test"],
-            **evaluate(model, test),
-        }
-
-    with run.stage("write"):
-        model.write().overwrite().save(storage.spark_uri(run.uri("model")))
-        write_parquet(pca_projection(model, features, k), run.uri("pca"))
-        pca_rows = write_single_csv(
-            read_parquet(spark, run.uri("pca")), run.uri("pca.csv"), order_by="image_id"
-        )
-        storage.write_json(run.uri("metrics.json"), metrics)
-        csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
-        counts = _verified_counts(run, listing, metrics, through_model, csv_rows)
-        manifest = _manifest(run, counts, started_at)
-        storage.write_json(run.uri("manifest.json"), manifest)
+            storage.write_json(run.uri("metrics.json"), metrics)
+            saved.result()
+            csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
+            parquet = {"features": features_schema, "pca": projected.schema}
+            counts = _verified_counts(run, listing, metrics, through_model, parquet, csv_rows)
+            manifest = _manifest(run, counts, started_at)
+            storage.write_json(run.uri("manifest.json"), manifest)
 
     timings = run.timer.as_dict()
     storage.write_json(run.uri("timings.json"), timings)
@@ -335,6 +339,7 @@ def _verified_counts(
     listing: CatalogSummary,
     metrics: dict[str, Any],
     through_model: int,
+    parquet: dict[str, StructType],
     csv_rows: dict[str, int],
 ) -> dict[str, Any]:
     """Counts read back from the written outputs; raises unless they agree with each other and the listing.
@@ -343,8 +348,7 @@ def _verified_counts(
     """
     spark = run.spark
     rows = {
-        "features": read_parquet(spark, run.uri("features")).count(),
-        "pca": read_parquet(spark, run.uri("pca")).count(),
+        **{name: read_parquet(spark, run.uri(name), schema).count() for name, schema in parquet.items()},
         **csv_rows,
     }
     featurized, rejected = rows["features"], rows["rejected_csv"]

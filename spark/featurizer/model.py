@@ -12,7 +12,7 @@ import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import PCA, IndexToString, StandardScaler, StringIndexer, StringIndexerModel
-from pyspark.ml.functions import array_to_vector
+from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -33,6 +33,15 @@ class NotEnoughData(ValueError):
 
 def as_model_input(features: DataFrame) -> DataFrame:
     return features.withColumn(FEATURES_VECTOR, array_to_vector(F.col("features")))
+
+
+def as_features(vectors: DataFrame) -> DataFrame:
+    """The inverse of `as_model_input` without its `features`: the array<float> column, bit for bit.
+
+    Every float32 is a float64 exactly, so the round trip gives back the model's output unchanged.
+    """
+    features = vector_to_array(F.col(FEATURES_VECTOR), dtype="float32")
+    return vectors.withColumn("features", features).drop(FEATURES_VECTOR)
 
 
 def _scaler() -> StandardScaler:

@@ -10,10 +10,11 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from featurizer import storage
 from featurizer.concat import concat_folder
-from featurizer.model import PCA_COLUMN, as_model_input, projection
+from featurizer.model import PCA_COLUMN, projection
 
 # RFC 4180 quoting, so labels and paths with commas, quotes or non-ASCII letters read back intact. The
 # line separator Spark writes is named so that the multi-line reader does not guess it: it would take
@@ -27,8 +28,10 @@ def write_parquet(frame: DataFrame, uri: str) -> None:
     frame.write.mode("overwrite").parquet(storage.spark_uri(uri))
 
 
-def read_parquet(spark: SparkSession, uri: str) -> DataFrame:
-    return spark.read.parquet(storage.spark_uri(uri))
+def read_parquet(spark: SparkSession, uri: str, schema: StructType | None = None) -> DataFrame:
+    """Parquet files as a DataFrame; a `schema` the caller knows spares Spark a job that opens a file."""
+    reader = spark.read if schema is None else spark.read.schema(schema)
+    return reader.parquet(storage.spark_uri(uri))
 
 
 def write_single_csv(frame: DataFrame, uri: str, order_by: str) -> int:
@@ -39,8 +42,10 @@ def write_single_csv(frame: DataFrame, uri: str, order_by: str) -> int:
     """
     scratch = f"{uri}._parts"
     frame.orderBy(order_by).write.mode("overwrite").options(**PART_OPTIONS).csv(storage.spark_uri(scratch))
+    as_text = StructType([StructField(name, StringType()) for name in frame.columns])
     rows = (
         frame.sparkSession.read.options(multiLine="true", **PART_OPTIONS)
+        .schema(as_text)
         .csv(storage.spark_uri(scratch))
         .count()
     )
@@ -55,13 +60,12 @@ def csv_header(columns: Sequence[str]) -> bytes:
     return line.getvalue().encode("utf-8")
 
 
-def pca_projection(model: PipelineModel, features: DataFrame, k: int) -> DataFrame:
-    """image_id, label, split, pca_1..pca_k for every featurized image (labelled or not)."""
-    projected = (
-        projection(model)
-        .transform(as_model_input(features))
-        .withColumn("_pca", vector_to_array(F.col(PCA_COLUMN)))
-    )
+def pca_projection(model: PipelineModel, vectors: DataFrame, k: int) -> DataFrame:
+    """image_id, label, split, pca_1..pca_k for every featurized image (labelled or not).
+
+    `vectors` are rows with `as_model_input` applied.
+    """
+    projected = projection(model).transform(vectors).withColumn("_pca", vector_to_array(F.col(PCA_COLUMN)))
     return projected.select(
         "image_id", "label", "split", *(F.col("_pca")[i].alias(f"pca_{i + 1}") for i in range(k))
     )

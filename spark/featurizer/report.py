@@ -156,6 +156,7 @@ def _summary(inputs: ReportInputs) -> str:
         ("train / test images", f"{counts['train_images']:,} / {counts['test_images']:,}"),
         ("accuracy", f"{metrics['accuracy']:.4f}"),
         ("weighted F1", f"{metrics['weighted_f1']:.4f}"),
+        ("accuracy on the training split", f"{metrics['train_accuracy']:.4f}"),
         ("duration", f"{total:.1f} s ({_duration(total)})"),
     ]
     options = [(name, "" if value is None else str(value)) for name, value in manifest["options"].items()]

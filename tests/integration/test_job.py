@@ -277,6 +277,28 @@ def test_outputs_that_disagree_fail_the_run_instead_of_completing_it(
     assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # the failed run's rows released
 
 
+def test_a_model_that_cannot_be_saved_fails_the_run_in_write_and_keeps_the_rest(
+    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class FullDisk:  # the model is saved in the background while evaluate and the projection run
+        def overwrite(self) -> FullDisk:
+            return self
+
+        def save(self, path: str) -> None:
+            raise OSError(f"cannot write {path}: no space left on device")
+
+    monkeypatch.setattr(PipelineModel, "write", lambda self: FullDisk())
+
+    with pytest.raises(RunFailed, match="no space left on device"):
+        run(spark, dataset, tmp_path, "r", weights)
+
+    failed = read_json(tmp_path / "r" / FAILED_FLAG)
+    assert (failed["stage"], failed["error"]) == ("write", "OSError")
+    assert spark.read.parquet(str(tmp_path / "r" / "pca")).count() == IMAGES_FOUND - REJECTED
+    assert not (tmp_path / "r" / COMPLETED_FLAG).exists()
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
+
+
 def test_an_input_without_images_changes_nothing(
     spark: SparkSession, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

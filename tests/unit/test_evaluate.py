@@ -3,15 +3,18 @@ import pytest
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.sql import SparkSession
 
-from featurizer.evaluate import classification_metrics, prediction_counts
+from featurizer.evaluate import SplitCounts, classification_metrics, prediction_counts, split_metrics
+from featurizer.model import NotEnoughData
+
+SCHEMA = "split string, label_index double, prediction double"
 
 
 def test_metrics_match_spark_evaluator(spark: SparkSession) -> None:
     pairs = [(0.0, 0.0)] * 5 + [(0.0, 1.0)] * 2 + [(1.0, 1.0)] * 4 + [(2.0, 1.0), (2.0, 2.0), (1.0, 0.0)]
-    predictions = spark.createDataFrame(pairs, "label_index double, prediction double")
+    predictions = spark.createDataFrame([("test", *pair) for pair in pairs], SCHEMA)
 
-    matrix, unseen = prediction_counts(predictions, 3)
-    metrics = classification_metrics(matrix, ["a", "b", "c"])
+    counts = prediction_counts(predictions, 3)
+    metrics = classification_metrics(counts["test"].matrix, ["a", "b", "c"])
 
     def spark_metric(name: str, **extra: float) -> float:
         return MulticlassClassificationEvaluator(
@@ -28,16 +31,28 @@ def test_metrics_match_spark_evaluator(spark: SparkSession) -> None:
             spark_metric("recallByLabel", metricLabel=float(index))
         )
     assert metrics["confusion_matrix"]["matrix"] == [[5, 2, 0], [1, 4, 0], [0, 1, 1]]
-    assert unseen == 0
+    assert (list(counts), counts["test"].unseen) == (["test"], 0)
 
 
-def test_test_images_of_classes_unseen_in_training_are_counted_apart(spark: SparkSession) -> None:
-    pairs = [(0.0, 0.0), (1.0, 0.0), (2.0, 1.0), (2.0, 0.0)]  # index 2 = "keep": a class not in training
-    predictions = spark.createDataFrame(pairs, "label_index double, prediction double")
+def test_one_aggregation_gives_each_split_its_sizes_and_the_training_accuracy(spark: SparkSession) -> None:
+    rows = [("train", 0.0, 0.0)] * 6 + [("train", 1.0, 0.0)] + [("train", 1.0, 1.0)] * 3
+    rows += [("test", 0.0, 0.0), ("test", 1.0, 0.0), ("test", 2.0, 1.0), ("test", 2.0, 0.0)]  # 2: "keep"
+    predictions = spark.createDataFrame(rows, SCHEMA)
 
-    matrix, unseen = prediction_counts(predictions, 2)
+    counts = prediction_counts(predictions, 2)
+    metrics = split_metrics(counts, ["x", "y"])
 
-    assert (matrix.tolist(), unseen) == ([[1, 0], [1, 0]], 2)
+    assert (counts["test"].matrix.tolist(), counts["test"].unseen) == ([[1, 0], [1, 0]], 2)
+    assert counts["train"].matrix.tolist() == [[6, 0], [1, 3]]
+    assert (metrics["train_images"], metrics["test_images"]) == (10, 4)
+    assert metrics["train_accuracy"] == pytest.approx(0.9)
+    assert metrics["accuracy"] == pytest.approx(0.5)  # of the 2 test images of classes seen in training
+    assert metrics["test_images_of_unseen_classes"] == 2
+
+
+def test_an_empty_test_split_says_how_to_get_one() -> None:
+    with pytest.raises(NotEnoughData, match=r"the test split is empty.*Training/ and Test/"):
+        split_metrics({"train": SplitCounts(np.array([[3, 0], [0, 2]]))}, ["x", "y"])
 
 
 def test_a_class_never_predicted_has_zero_precision_not_nan() -> None:

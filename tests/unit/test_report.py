@@ -43,6 +43,7 @@ def synthetic_inputs(classes: int, rejected: int = 3) -> ReportInputs:
         "train_images": int(matrix.sum()) * 4,
         "test_images": int(matrix.sum()),
         **classification_metrics(matrix, labels),
+        "train_accuracy": 0.99,
         "pca": {"k": 5, "explained_variance": explained, "cumulative": np.cumsum(explained).tolist()},
     }
     featurized = metrics["train_images"] + metrics["test_images"]
@@ -104,6 +105,7 @@ def test_summary_shows_the_manifest_counts_and_the_metrics(inputs: ReportInputs)
     assert shown["classes"] == f"{counts['classes']:,}"
     assert float(shown["accuracy"]) == pytest.approx(metrics["accuracy"], abs=5e-5)
     assert float(shown["weighted F1"]) == pytest.approx(metrics["weighted_f1"], abs=5e-5)
+    assert shown["accuracy on the training split"] == "0.9900"
     assert shown["duration"] == "754.3 s (12 min 34 s)"
     assert shown["weights_sha256"] == "ab" * 32 and shown["engine"] == "onnx" and shown["spark"] == "3.5.9"
 
