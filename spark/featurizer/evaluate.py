@@ -1,4 +1,5 @@
-"""Evaluate: accuracy, weighted F1, per-class precision/recall and the confusion matrix on the test split.
+"""Evaluate: accuracy, weighted F1, per-class precision/recall and the confusion matrix on the test split,
+and the accuracy on the training split.
 
 One Spark aggregation counts (split, true class, predicted class) over every labelled image: the split
 sizes, the training accuracy and the test split's confusion matrix all follow from it, and every test
@@ -77,12 +78,12 @@ def classification_metrics(matrix: np.ndarray, labels: list[str]) -> dict[str, A
 
 def split_metrics(counts: dict[str, SplitCounts], labels: list[str]) -> dict[str, Any]:
     """The test split's metrics, the split sizes, and the accuracy on the training split itself."""
-    test, train = counts.get("test"), counts["train"]
-    if test is None:
+    if "test" not in counts:
         raise NotEnoughData(
             "the test split is empty: every class has a single usable image; add images, or use "
             "Training/ and Test/ folders to choose the split yourself"
         )
+    test, train = counts["test"], counts["train"]  # fit needed training images of 2 classes or more
     return {
         "train_images": train.images,
         "test_images": test.images,

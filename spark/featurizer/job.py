@@ -16,14 +16,16 @@ import platform
 import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pyspark
 from py4j.protocol import Py4JError
+from pyspark import inheritable_thread_target
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -284,7 +286,10 @@ def _model_stages(
             model = fit(train, k, options.classify_on)
             # Saved while evaluate and the projection run: a chain of small Spark jobs whose time goes
             # mostly to commits and round trips (S3 on EMR), not to the cores they leave idle.
-            saved = writer.submit(model.write().overwrite().save, storage.spark_uri(run.uri("model")))
+            model_uri = storage.spark_uri(run.uri("model"))
+            saved = writer.submit(inheritable_thread_target(model.write().overwrite().save), model_uri)
+            # Logged as it happens: if evaluate or the projection fails first, theirs is the run's error.
+            saved.add_done_callback(partial(_log_failure, f"could not save the model to {model_uri}"))
 
         with run.stage("evaluate"):
             metrics = evaluate(model, labelled)
@@ -321,6 +326,11 @@ def _model_stages(
             "duration_seconds": timings["total_seconds"],
         },
     }
+
+
+def _log_failure(message: str, future: Future[Any]) -> None:
+    if error := future.exception():
+        log.error(message, exc_info=error)
 
 
 @contextmanager

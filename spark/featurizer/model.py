@@ -38,7 +38,8 @@ def as_model_input(features: DataFrame) -> DataFrame:
 def as_features(vectors: DataFrame) -> DataFrame:
     """The inverse of `as_model_input` without its `features`: the array<float> column, bit for bit.
 
-    Every float32 is a float64 exactly, so the round trip gives back the model's output unchanged.
+    Every float32 is a float64 exactly, so the round trip gives back the model's output unchanged. The
+    column and its elements are declared non-null (vector_to_array's declaration, and the truth).
     """
     features = vector_to_array(F.col(FEATURES_VECTOR), dtype="float32")
     return vectors.withColumn("features", features).drop(FEATURES_VECTOR)

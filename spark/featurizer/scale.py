@@ -8,8 +8,9 @@ Serverless, with the workers you price, for an estimate of EMR Serverless.
 The cost counts every worker (the driver and the executors) for the whole run, at the published
 EMR Serverless on-demand prices for x86 in US East (N. Virginia), https://aws.amazon.com/emr/pricing/ :
 $0.052624 per vCPU-hour and $0.0057785 per GB-hour of memory (ephemeral storage is free up to 20 GB a
-worker, which the job does not exceed). With dynamic allocation, executors that are not needed are
-released, so this is an upper bound for the given number of executors.
+worker: the features' cache, about 10 kB an image spread over the executors and spilling from memory to
+disk, stays within it up to about 2 million images an executor). With dynamic allocation, executors that
+are not needed are released, so this is an upper bound for the given number of executors.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Seconds per stage. Each stage ends on a Spark action, so its time is its own and not its successor's."""
+"""Seconds per stage. Each stage ends on a Spark action, so its time is its own and not its successor's.
+
+One exception: the model is saved in the background from the end of fit, so the save's time is spread
+over evaluate and write (write waits for it), hidden where it overlaps them.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
@@ -101,6 +102,8 @@ def test_features_have_the_documented_schema(spark: SparkSession, onnx_run: Path
         ("features", "array<float>"),
     ]
     assert features.select(F.size("features").alias("n")).distinct().collect()[0]["n"] == 1280
+    written = pq.read_schema(next((onnx_run / "features").glob("*.parquet")))  # as pyarrow and pandas see it
+    assert str(written.field("features")) == "pyarrow.Field<features: list<element: float not null> not null>"
     labels = {r["label"] for r in features.select("label").distinct().collect()}
     assert labels == {"Apple Crimson Snow", "Banana", "Blueberry", "Kiwi, golden", "Pêche (jaune)", None}
 
@@ -151,6 +154,7 @@ def test_metrics_cover_every_class_and_the_pca(onnx_run: Path) -> None:
     metrics = read_json(onnx_run / "metrics.json")
 
     assert metrics["accuracy"] >= 0.9  # five visually distinct classes
+    assert 0.9 <= metrics["train_accuracy"] <= 1.0
     assert set(metrics["per_class"]) == {
         "Apple Crimson Snow",
         "Banana",
@@ -296,6 +300,23 @@ def test_a_model_that_cannot_be_saved_fails_the_run_in_write_and_keeps_the_rest(
     assert (failed["stage"], failed["error"]) == ("write", "OSError")
     assert spark.read.parquet(str(tmp_path / "r" / "pca")).count() == IMAGES_FOUND - REJECTED
     assert not (tmp_path / "r" / COMPLETED_FLAG).exists()
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
+
+
+def test_evaluate_failing_while_the_model_saves_fails_the_run_in_evaluate_with_the_model_saved(
+    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> dict:
+        raise RuntimeError("evaluation broke")
+
+    monkeypatch.setattr(job, "evaluate", broken)
+
+    with pytest.raises(RunFailed, match="evaluation broke"):
+        run(spark, dataset, tmp_path, "r", weights)
+
+    failed = read_json(tmp_path / "r" / FAILED_FLAG)
+    assert (failed["stage"], failed["error"]) == ("evaluate", "RuntimeError")
+    assert len(PipelineModel.load(str(tmp_path / "r" / "model")).stages) == 5  # waited for, complete
     assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
 
 
