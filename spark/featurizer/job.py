@@ -251,16 +251,13 @@ def _execute(
     try:
         with _cached(as_model_input(usable).drop("features")) as vectors:
             with run.stage("persist"):
-                features = as_features(vectors)
-                write_parquet(features, run.uri("features"))
+                write_parquet(as_features(vectors), run.uri("features"))
                 rejected_rows = write_single_csv(
                     staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason")),
                     run.uri("rejected.csv"),
                     order_by="path",
                 )
-            completed = _model_stages(
-                run, vectors, features.schema, listing, rejected_rows, through_model.value, started_at
-            )
+            completed = _model_stages(run, vectors, listing, rejected_rows, through_model.value, started_at)
     finally:
         storage.delete_tree(staging)
     storage.write_json(run.uri(COMPLETED_FLAG), completed)  # last: the run's outputs are all in place
@@ -270,7 +267,6 @@ def _execute(
 def _model_stages(
     run: _Run,
     vectors: DataFrame,
-    features_schema: StructType,
     listing: CatalogSummary,
     rejected_rows: int,
     through_model: int,
@@ -303,7 +299,7 @@ def _model_stages(
             storage.write_json(run.uri("metrics.json"), metrics)
             saved.result()
             csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
-            parquet = {"features": features_schema, "pca": projected.schema}
+            parquet = {"features": as_features(vectors).schema, "pca": projected.schema}
             counts = _verified_counts(run, listing, metrics, through_model, parquet, csv_rows)
             manifest = _manifest(run, counts, started_at)
             storage.write_json(run.uri("manifest.json"), manifest)
