@@ -1,5 +1,8 @@
 """Fit: a Spark ML Pipeline StringIndexer -> StandardScaler -> PCA -> LogisticRegression -> IndexToString.
 
+PCA is fitted by `CovariancePCA` (featurizer.pca), which gives Spark ML's own PCAModel in a fraction of
+Spark's time.
+
 The pipeline reads a vector column; `as_model_input` adds it to rows of the persisted `features/` Parquet
 (array<float>), so `PipelineModel.load(...).transform(as_model_input(features))` predicts.
 """
@@ -11,12 +14,13 @@ from typing import Literal
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import PCA, IndexToString, StandardScaler, StringIndexer, StringIndexerModel
+from pyspark.ml.feature import IndexToString, StandardScaler, StringIndexer, StringIndexerModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from featurizer.options import FEATURE_COUNT
+from featurizer.pca import CovariancePCA
 
 # Positions of the fitted stages in the PipelineModel `fit` returns.
 INDEXER_STAGE, SCALER_STAGE, PCA_STAGE = 0, 1, 2
@@ -51,9 +55,8 @@ def _scaler() -> StandardScaler:
 
 def choose_k(train: DataFrame, variance: float) -> int:
     """The smallest number of components whose cumulative explained variance reaches `variance`."""
-    full = Pipeline(stages=[_scaler(), PCA(k=FEATURE_COUNT, inputCol=SCALED, outputCol=PCA_COLUMN)]).fit(
-        train
-    )
+    pca = CovariancePCA(k=FEATURE_COUNT, inputCol=SCALED, outputCol=PCA_COLUMN)
+    full = Pipeline(stages=[_scaler(), pca]).fit(train)
     cumulative = np.cumsum(full.stages[-1].explainedVariance.toArray())
     return int(min(np.searchsorted(cumulative, variance - 1e-12) + 1, FEATURE_COUNT))
 
@@ -77,7 +80,7 @@ def fit(train: DataFrame, k: int, classify_on: Literal["scaled", "pca"]) -> Pipe
     stages = [
         indexer,
         _scaler(),
-        PCA(k=k, inputCol=SCALED, outputCol=PCA_COLUMN),
+        CovariancePCA(k=k, inputCol=SCALED, outputCol=PCA_COLUMN),
         LogisticRegression(
             featuresCol=SCALED if classify_on == "scaled" else PCA_COLUMN,
             labelCol=LABEL_INDEX,

@@ -1,0 +1,133 @@
+"""PCA for the pipeline: Spark ML's own PCAModel, fitted from a covariance that numpy computes.
+
+Spark ML's `PCA.fit` builds the covariance with a rank-one update of the packed 1280 x 1280 matrix for
+every row (6.5 MB of memory walked per image), then takes a full SVD of it in whatever LAPACK the
+driver's JVM finds: Java's own unless the machine has a native one (Spark then logs "Failed to load
+implementation from ... JNILAPACK"), as this project's machines do not. That was 10 to 14 s of a
+10,812-image run there, the largest cost after featurization (docs/performance.md).
+
+Here the workers receive their rows as Arrow batches and numpy (with the OpenBLAS its wheel carries)
+computes each partition's row count, mean and centred cross-products in one matrix product; those are
+merged in a tree and the driver takes the covariance's eigenvectors. The result is the same model (the
+same components up to sign, the same explained variance) as Spark ML's `PCAModel`: it transforms in
+the JVM and saves and loads as any PCAModel does, so the saved pipeline needs nothing of this project.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from py4j.java_gateway import JavaObject
+from pyspark.ml.feature import PCA
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.sql import DataFrame, Row
+from pyspark.sql import functions as F
+
+MOMENTS_SCHEMA = "rows long, mean binary, scatter binary"
+TREE_FAN_IN = 8
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Row count, column means and scatter matrix (centred cross-products) of a set of vectors."""
+
+    rows: int
+    mean: np.ndarray
+    scatter: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Moments:
+        mean = values.mean(axis=0)
+        centred = values - mean
+        return cls(len(values), mean, centred.T @ centred)
+
+    def __add__(self, other: Moments) -> Moments:
+        """The moments of both sets together (Chan, Golub and LeVeque's pairwise update): each part is
+        centred on its own mean, so large means do not cancel the variance away."""
+        rows = self.rows + other.rows
+        delta = other.mean - self.mean
+        return Moments(
+            rows,
+            self.mean + delta * (other.rows / rows),
+            self.scatter + other.scatter + np.outer(delta, delta) * (self.rows * other.rows / rows),
+        )
+
+
+def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """One row of moments per partition (none for an empty partition)."""
+    total: Moments | None = None
+    for batch in batches:
+        if batch.num_rows:
+            values = batch.column(0).flatten().to_numpy().reshape(batch.num_rows, -1)
+            part = Moments.of(values)
+            total = part if total is None else total + part
+    if total is not None:
+        yield pa.RecordBatch.from_pydict(
+            {"rows": [total.rows], "mean": [total.mean.tobytes()], "scatter": [total.scatter.tobytes()]}
+        )
+
+
+def _from_row(row: Row) -> Moments:
+    rows, mean, scatter = row
+    means = np.frombuffer(mean)
+    return Moments(rows, means, np.frombuffer(scatter).reshape(len(means), len(means)))
+
+
+def _add(left: Moments | None, right: Moments | None) -> Moments | None:
+    if left is None:
+        return right
+    return left if right is None else left + right
+
+
+def moments(frame: DataFrame, column: str) -> Moments | None:
+    """The moments of a vector column (None when it has no rows), merged on the executors in a tree.
+
+    Each partition's matrix is 13 MB at 1280 features: the tree is deep enough (fan-in of about
+    `TREE_FAN_IN`) that the driver receives a handful of them, not one per partition.
+    """
+    partials = frame.select(vector_to_array(F.col(column)).alias("values")).mapInArrow(
+        _partition_moments, MOMENTS_SCHEMA
+    )
+    parts = partials.rdd.map(_from_row)
+    depth = max(2, math.ceil(math.log(max(parts.getNumPartitions(), 2), TREE_FAN_IN)))
+    return parts.treeAggregate(None, _add, _add, depth)
+
+
+def principal_components(found: Moments, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the covariance's k leading eigenvectors as columns, each component's share of the variance).
+
+    The shares are those of Spark's RowMatrix: the covariance's singular values (for a covariance, the
+    absolute eigenvalues) over their sum, the first k of them. Each component's sign is chosen so that
+    its largest loading is positive: the projection's signs do not depend on the eigensolver's choice.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(found.scatter / (found.rows - 1))
+    variances = np.abs(eigenvalues)
+    order = np.argsort(variances)[::-1][:k]
+    components = eigenvectors[:, order]
+    largest = components[np.argmax(np.abs(components), axis=0), np.arange(k)]
+    return components * np.sign(largest), variances[order] / variances.sum()
+
+
+class CovariancePCA(PCA):
+    """Spark ML's PCA estimator (same params, same PCAModel) that fits without the JVM's LAPACK."""
+
+    def _fit_java(self, dataset: DataFrame) -> JavaObject:
+        found = moments(dataset, self.getInputCol())
+        if found is None or found.rows < 2:
+            rows = found.rows if found else 0
+            raise ValueError(f"PCA needs at least 2 rows to estimate a covariance; it was given {rows}")
+        k, features = self.getK(), len(found.mean)
+        if k > features:
+            raise ValueError(f"PCA k={k} is more than the {features} features of {self.getInputCol()}")
+        components, explained = principal_components(found, k)
+        return self._new_java_obj(
+            "org.apache.spark.ml.feature.PCAModel",
+            self.uid,
+            DenseMatrix(features, k, components.ravel(order="F")),
+            DenseVector(explained),
+        )
