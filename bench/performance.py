@@ -4,6 +4,7 @@
         .venv/bin/python bench/performance.py            # the table (about 15 minutes on 2 cores)
         .venv/bin/python bench/performance.py --tune     # the settings sweep behind the job's defaults
         .venv/bin/python bench/performance.py --decode   # JPEG decoding: full vs reduced scale
+        .venv/bin/python bench/performance.py --pca      # fit's PCA: Spark ML's against the job's
 
   (a) engine    the bare ONNX engine on preprocessed tensors: no decoding, no Spark; one process per
                 task slot with the job's threads and batch size, all running at once
@@ -36,6 +37,8 @@ import notebook_baseline
 import numpy as np
 import workloads
 from processes import PeakMemory, run_measured
+from pyspark.ml.feature import PCA, StandardScaler
+from pyspark.sql import functions as F
 
 from featurizer.catalog import catalog, summarize
 from featurizer.decode import preprocess, to_model_input
@@ -43,9 +46,11 @@ from featurizer.engines import EngineSpec, load_engine
 from featurizer.export import export_onnx
 from featurizer.featurize import featurize
 from featurizer.listing import list_input
+from featurizer.model import FEATURES_VECTOR, SCALED, as_model_input, index_labels
 from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.outputs import write_parquet
 from featurizer.partitioning import ARROW_ROWS, arrow_batches, arrow_rows, featurize_tasks, task_slots
+from featurizer.pca import CovariancePCA
 from featurizer.session import MASTER_ENV, local_session
 from featurizer.weights import resolve_weights
 
@@ -104,9 +109,7 @@ def featurize_stage(
     listed = list_input(spark, str(folder), slots).cache()
     files, images = catalog(listed, str(folder), 0.2, 42)
     tasks = featurize_tasks(summarize(files).images_found, slots)
-    with arrow_batches(spark, batch_size):
-        if arrow:
-            spark.conf.set(ARROW_ROWS, str(arrow))
+    with arrow_batches(spark, arrow or arrow_rows(batch_size)):
         featurized = featurize(images.repartition(tasks, "image_id"), spec, batch_size, processed, through)
         write_parquet(featurized, str(out))
     seconds = time.perf_counter() - start
@@ -350,6 +353,39 @@ def run_decode(work: Path) -> dict:
     return {"decode_ms": rows}
 
 
+def run_pca(args: argparse.Namespace, work: Path) -> dict:
+    """Seconds to fit fit's PCA stage (k=10) on the job's own scaled training features of `--images`
+    100x100 JPEGs: Spark ML's PCA and the job's CovariancePCA, `--rounds` times each, in alternating
+    order, in one new Spark session (its first fits include the JVM compiling, as in a run)."""
+    small = workloads.images(work / "small", args.images, workloads.SMALL)
+    whole_job(small, work / "out" / "pca", "job", work / "pca.log")
+    spark = local_session()
+    features = spark.read.parquet(str(work / "out" / "pca" / "job" / "features"))
+    train = as_model_input(features).where(F.col("split") == "train")
+    index_labels(train)  # the job's checks on the split, and its first job in the session
+    scaler = StandardScaler(inputCol=FEATURES_VECTOR, outputCol=SCALED, withMean=True, withStd=True)
+    scaled = scaler.fit(train).transform(train).select(SCALED).cache()
+    rows = scaled.count()
+    estimators = {
+        "Spark ML PCA": PCA(k=10, inputCol=SCALED),
+        "CovariancePCA (the job's)": CovariancePCA(k=10, inputCol=SCALED),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in estimators}
+    for round_ in range(args.rounds):
+        for name in sorted(estimators, reverse=round_ % 2 == 1):
+            start = time.perf_counter()
+            estimators[name].fit(scaled)
+            seconds[name].append(time.perf_counter() - start)
+    spark.stop()
+    print(f"\nPCA fit, k=10, {rows:,} training rows of 1280 scaled features; seconds per round")
+    for name, times in seconds.items():
+        each = "  ".join(f"{t:6.2f}" for t in times)
+        print(f"{name:>28}  {each}   median {statistics.median(times):.2f}")
+    spark_ml, job = (statistics.median(seconds[name]) for name in estimators)
+    print(f"{'':>28}  Spark ML / CovariancePCA: {spark_ml / job:.1f}x")
+    return {"pca_rows": rows, "pca_seconds": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -370,6 +406,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--tune", action="store_true", help="run the settings sweep instead of the table")
     parser.add_argument("--decode", action="store_true", help="time JPEG decoding instead of the table")
+    parser.add_argument("--pca", action="store_true", help="time fit's PCA, Spark ML's and the job's")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1 (got {args.rounds})")
@@ -378,6 +415,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.decode:
         results = run_decode(args.work)
+    elif args.pca:
+        results = run_pca(args, args.work)
     elif args.tune:
         results = run_sweep(args, args.work, model_file)
     else:

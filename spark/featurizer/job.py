@@ -46,7 +46,7 @@ from featurizer.outputs import (
     write_parquet,
     write_single_csv,
 )
-from featurizer.partitioning import arrow_batches, featurize_tasks, task_slots
+from featurizer.partitioning import arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.progress import Progress
 from featurizer.report import write_report
 from featurizer.session import (
@@ -235,7 +235,7 @@ def _execute(
     staging = run.uri("featurize-staging")  # not "_...": Spark ignores such paths
     with (
         run.stage("featurize", total=listing.images_found, done=lambda: processed.value),
-        arrow_batches(spark, options.batch_size),
+        arrow_batches(spark, arrow_rows(options.batch_size)),
     ):
         featurized = featurize(images, spec, options.batch_size, processed, through_model)
         write_parquet(featurized, staging)

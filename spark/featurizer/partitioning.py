@@ -55,10 +55,11 @@ def arrow_rows(batch_size: int) -> int:
 
 
 @contextmanager
-def arrow_batches(spark: SparkSession, batch_size: int) -> Iterator[None]:
-    """Apply `arrow_rows` while the images are featurized; later stages get Spark's default back."""
+def arrow_batches(spark: SparkSession, rows: int) -> Iterator[None]:
+    """Arrow batches of `rows` rows for the Python work run inside (featurize: `arrow_rows`); the
+    rest of the job gets Spark's default back."""
     previous = spark.conf.get(ARROW_ROWS, None)
-    spark.conf.set(ARROW_ROWS, str(arrow_rows(batch_size)))
+    spark.conf.set(ARROW_ROWS, str(rows))
     try:
         yield
     finally:

@@ -28,7 +28,10 @@ from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
+from featurizer.partitioning import arrow_batches, task_slots
+
 MOMENTS_SCHEMA = "rows long, mean binary, scatter binary"
+ROWS_PER_BATCH = 1024  # 10 MB of doubles at 1280 features
 TREE_FAN_IN = 8
 
 
@@ -49,6 +52,8 @@ class Moments:
     def __add__(self, other: Moments) -> Moments:
         """The moments of both sets together (Chan, Golub and LeVeque's pairwise update): each part is
         centred on its own mean, so large means do not cancel the variance away."""
+        if self.mean.shape != other.mean.shape:
+            raise ValueError(f"PCA input vectors differ in size: {len(self.mean)} and {len(other.mean)}")
         rows = self.rows + other.rows
         delta = other.mean - self.mean
         return Moments(
@@ -62,10 +67,14 @@ def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
     """One row of moments per partition (none for an empty partition)."""
     total: Moments | None = None
     for batch in batches:
-        if batch.num_rows:
-            values = batch.column(0).flatten().to_numpy().reshape(batch.num_rows, -1)
-            part = Moments.of(values)
-            total = part if total is None else total + part
+        if not batch.num_rows:
+            continue
+        column = batch.column(0)
+        sizes = np.diff(column.offsets.to_numpy())
+        if sizes.min() != sizes.max():
+            raise ValueError(f"PCA input vectors differ in size: {sizes.min()} and {sizes.max()}")
+        part = Moments.of(column.flatten().to_numpy().reshape(batch.num_rows, -1))
+        total = part if total is None else total + part
     if total is not None:
         yield pa.RecordBatch.from_pydict(
             {"rows": [total.rows], "mean": [total.mean.tobytes()], "scatter": [total.scatter.tobytes()]}
@@ -87,15 +96,22 @@ def _add(left: Moments | None, right: Moments | None) -> Moments | None:
 def moments(frame: DataFrame, column: str) -> Moments | None:
     """The moments of a vector column (None when it has no rows), merged on the executors in a tree.
 
-    Each partition's matrix is 13 MB at 1280 features: the tree is deep enough (fan-in of about
-    `TREE_FAN_IN`) that the driver receives a handful of them, not one per partition.
+    Each partition's matrix is 13 MB at 1280 features, whatever its rows: the input is coalesced to
+    one partition per task slot (thousands of cached partitions would each send one), and the tree is
+    deep enough (fan-in of about `TREE_FAN_IN`) that the driver receives a handful, not one per slot.
+    Arrow batches of `ROWS_PER_BATCH` rows keep a Python worker's copies small beside the model it
+    keeps loaded (Spark's default, 10,000 rows, is 100 MB of doubles, and a copy of it once centred).
     """
-    partials = frame.select(vector_to_array(F.col(column)).alias("values")).mapInArrow(
-        _partition_moments, MOMENTS_SCHEMA
+    spark = frame.sparkSession
+    partials = (
+        frame.coalesce(task_slots(spark))
+        .select(vector_to_array(F.col(column)).alias("values"))
+        .mapInArrow(_partition_moments, MOMENTS_SCHEMA)
     )
-    parts = partials.rdd.map(_from_row)
-    depth = max(2, math.ceil(math.log(max(parts.getNumPartitions(), 2), TREE_FAN_IN)))
-    return parts.treeAggregate(None, _add, _add, depth)
+    with arrow_batches(spark, ROWS_PER_BATCH):  # read when the plan runs, below
+        parts = partials.rdd.map(_from_row)
+        depth = max(2, math.ceil(math.log(max(parts.getNumPartitions(), 2), TREE_FAN_IN)))
+        return parts.treeAggregate(None, _add, _add, depth)
 
 
 def principal_components(found: Moments, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,9 +130,16 @@ def principal_components(found: Moments, k: int) -> tuple[np.ndarray, np.ndarray
 
 
 class CovariancePCA(PCA):
-    """Spark ML's PCA estimator (same params, same PCAModel) that fits without the JVM's LAPACK."""
+    """Spark ML's PCA estimator (same params, same PCAModel) that fits without the JVM's LAPACK.
+
+    What it is for is the fitted PCAModel; the estimator itself, saved unfitted, loads back as Spark's
+    PCA (its params and metadata are Spark's).
+    """
 
     def _fit_java(self, dataset: DataFrame) -> JavaObject:
+        # Spark's own checks first, with Spark's messages: k > 0, a vector input, a new output column.
+        self._transfer_params_to_java()
+        self._java_obj.transformSchema(dataset._jdf.schema())
         found = moments(dataset, self.getInputCol())
         if found is None or found.rows < 2:
             rows = found.rows if found else 0

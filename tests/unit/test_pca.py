@@ -1,7 +1,9 @@
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from pyspark.errors import IllegalArgumentException
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import PCA, PCAModel
 from pyspark.ml.linalg import DenseVector
@@ -17,11 +19,19 @@ def _correlated(rows: int, features: int, seed: int = 0) -> np.ndarray:
 
 
 def _frame(spark: SparkSession, values: np.ndarray, partitions: int = 4) -> DataFrame:
-    """Rows (id, v) of the values after the first 10%: the first partitions are left empty, as a
-    filtered cache's can be, and contribute nothing."""
+    """Rows (id, v) of the values' second half, in `partitions`: the first half of the partitions is
+    left empty, as a filtered cache's can be."""
     rows = [(i, DenseVector(v)) for i, v in enumerate(values)]
     frame = spark.sparkContext.parallelize(rows, partitions).toDF(["id", "v"]).cache()
-    return frame.where(frame.id >= len(values) // 10)
+    return frame.where(frame.id >= len(values) // 2)
+
+
+def _batches(values: np.ndarray, rows: int) -> list[pa.RecordBatch]:
+    """The values as mapInArrow hands them over: list<double> batches of `rows` rows, slices of one
+    array as Arrow's are, the last one empty."""
+    column = pa.array(values.tolist(), pa.list_(pa.float64()))
+    starts = range(0, len(values) + 1, rows)
+    return [pa.RecordBatch.from_arrays([column[i : i + rows]], ["values"]) for i in starts]
 
 
 def test_moments_add_up_to_those_of_all_rows_even_far_from_zero() -> None:
@@ -35,12 +45,34 @@ def test_moments_add_up_to_those_of_all_rows_even_far_from_zero() -> None:
     np.testing.assert_allclose(total.scatter / 499, np.cov(values, rowvar=False), rtol=1e-8)
 
 
-@pytest.mark.parametrize("fan_in", [pca.TREE_FAN_IN, 2])  # 2: six partitions merged in three levels
+def test_a_partition_s_batches_add_up() -> None:
+    values = _correlated(45, 5)
+    batches = _batches(values, 9)
+
+    (row,) = [batch.to_pylist()[0] for batch in pca._partition_moments(iter(batches))]
+    found = pca._from_row((row["rows"], row["mean"], row["scatter"]))
+
+    assert found.rows == 45
+    np.testing.assert_allclose(found.scatter / 44, np.cov(values, rowvar=False), rtol=1e-12)
+    assert list(pca._partition_moments(iter(batches[-1:]))) == []  # an empty partition sends nothing
+
+
+def test_vectors_of_different_sizes_are_refused() -> None:
+    mixed = pa.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0, 7.0]], pa.list_(pa.float64()))
+    with pytest.raises(ValueError, match="PCA input vectors differ in size: 2 and 3"):
+        list(pca._partition_moments(iter([pa.RecordBatch.from_arrays([mixed], ["values"])])))
+    with pytest.raises(ValueError, match="differ in size: 2 and 3"):
+        Moments.of(np.ones((2, 2))) + Moments.of(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize(("slots", "fan_in"), [(None, pca.TREE_FAN_IN), (12, 2)])  # 12, 2: two levels
 def test_same_model_as_spark_ml_pca(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, fan_in: int
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, slots: int | None, fan_in: int
 ) -> None:
+    if slots:
+        monkeypatch.setattr(pca, "task_slots", lambda _: slots)
     monkeypatch.setattr(pca, "TREE_FAN_IN", fan_in)
-    frame = _frame(spark, _correlated(440, 12), partitions=6)
+    frame = _frame(spark, _correlated(440, 12), partitions=12)
 
     ours = CovariancePCA(k=4, inputCol="v", outputCol="p").fit(frame)
     spark_ml = PCA(k=4, inputCol="v", outputCol="p").fit(frame)
@@ -61,13 +93,14 @@ def test_same_model_as_spark_ml_pca(
 def test_components_point_their_largest_loading_up_and_save_as_spark_ml_pca(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    frame = _frame(spark, _correlated(200, 8, seed=3))
+    frame = _frame(spark, _correlated(400, 8, seed=3))
     pipeline = Pipeline(stages=[CovariancePCA(k=8, inputCol="v", outputCol="p")]).fit(frame)
     pipeline.write().save(str(tmp_path / "model"))
 
     loaded = PipelineModel.load(str(tmp_path / "model")).stages[0]
 
     assert type(loaded) is PCAModel
+    assert (loaded.getK(), loaded.getInputCol(), loaded.getOutputCol()) == (8, "v", "p")
     components = loaded.pc.toArray()
     np.testing.assert_array_equal(components, pipeline.stages[0].pc.toArray())
     largest = components[np.argmax(np.abs(components), axis=0), np.arange(8)]
@@ -75,13 +108,20 @@ def test_components_point_their_largest_loading_up_and_save_as_spark_ml_pca(
     shares = loaded.explainedVariance.toArray()
     assert shares.sum() == pytest.approx(1.0)
     assert list(shares) == sorted(shares, reverse=True)
+    first = loaded.transform(frame).orderBy("id").first()
+    expected = (np.asarray(first.v) @ components).tolist()
+    assert first.p.toArray() == pytest.approx(expected)
 
 
-def test_too_few_rows_or_too_many_components_are_refused(spark: SparkSession) -> None:
-    one_row = _frame(spark, _correlated(1, 5), partitions=2)
-    with pytest.raises(ValueError, match="at least 2 rows to estimate a covariance; it was given 1"):
-        CovariancePCA(k=2, inputCol="v").fit(one_row)
-    with pytest.raises(ValueError, match="it was given 0"):
-        CovariancePCA(k=2, inputCol="v").fit(one_row.limit(0))
+def test_bad_params_and_too_few_rows_are_refused(spark: SparkSession) -> None:
+    frame = _frame(spark, _correlated(10, 5))
+    with pytest.raises(IllegalArgumentException, match="k given invalid value 0"):
+        CovariancePCA(k=0, inputCol="v").fit(frame)
+    with pytest.raises(IllegalArgumentException, match="Output column v already exists"):
+        CovariancePCA(k=2, inputCol="v", outputCol="v").fit(frame)
     with pytest.raises(ValueError, match="k=6 is more than the 5 features of v"):
-        CovariancePCA(k=6, inputCol="v").fit(_frame(spark, _correlated(10, 5)))
+        CovariancePCA(k=6, inputCol="v").fit(frame)
+    with pytest.raises(ValueError, match="at least 2 rows to estimate a covariance; it was given 1"):
+        CovariancePCA(k=2, inputCol="v").fit(frame.limit(1))
+    with pytest.raises(ValueError, match="it was given 0"):
+        CovariancePCA(k=2, inputCol="v").fit(frame.limit(0))
