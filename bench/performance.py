@@ -41,7 +41,7 @@ from pyspark.ml.feature import PCA, StandardScaler
 from pyspark.sql import functions as F
 
 from featurizer.catalog import catalog, summarize
-from featurizer.decode import preprocess, to_model_input
+from featurizer.decode import preprocess, resize, to_model_input
 from featurizer.engines import EngineSpec, load_engine
 from featurizer.export import export_onnx
 from featurizer.featurize import featurize
@@ -163,7 +163,7 @@ def whole_job(
 def tensor_pool(folder: Path, count: int = TENSOR_POOL) -> np.ndarray:
     """`count` preprocessed images of the folder (256 x 600 kB: more than any CPU cache)."""
     files = sorted(folder.rglob("*.jpg"))[:count]
-    return np.stack([preprocess(path.read_bytes()).pixels for path in files])
+    return to_model_input(np.stack([preprocess(path.read_bytes()).pixels for path in files]))
 
 
 def after_featurization(job: dict) -> float:
@@ -328,11 +328,11 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
 
 
 def run_decode(work: Path) -> dict:
-    """Milliseconds per photo to model input: full-size decode + resize vs the job's reduced decode."""
+    """Milliseconds per photo to 224x224 RGB: full-size decode + resize vs the job's reduced decode."""
 
     def full(data: bytes) -> np.ndarray:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        return to_model_input(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        return resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
     rows = {}
     print(f"\n{'photo':>12}{'kB':>8}{'full ms':>10}{'job ms':>9}{'speed-up':>10}")

@@ -1,6 +1,9 @@
 """Decode image bytes with OpenCV into the tensor MobileNetV2 expects: RGB, 224x224, scaled to [-1, 1].
 
 OpenCV decodes to BGR; the model was trained on RGB. Converting here, once, is what keeps colours right.
+An image is decoded and resized alone (`preprocess`, 8-bit); a batch of them is scaled at once
+(`to_model_input`): one float copy of the stacked bytes, not one per image plus a stack of floats four
+times the size.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class DecodeError(ValueError):
 
 @dataclass(frozen=True)
 class Decoded:
-    pixels: np.ndarray | None
+    pixels: np.ndarray | None  # (224, 224, 3) 8-bit RGB
     reason: str | None
 
 
@@ -117,23 +120,28 @@ def _png_to_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def to_model_input(rgb: np.ndarray) -> np.ndarray:
-    """Resize to 224x224 and scale to [-1, 1] as `keras.applications.mobilenet_v2.preprocess_input` does."""
+def resize(rgb: np.ndarray) -> np.ndarray:
+    """Any size of 8-bit RGB -> 224x224 8-bit RGB (area averaging to shrink, bilinear to enlarge)."""
     height, width = rgb.shape[:2]
     shrinking = height > IMAGE_SIZE or width > IMAGE_SIZE
-    resized = cv2.resize(
+    return cv2.resize(
         rgb, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     )
-    pixels = resized.astype(np.float32)
-    pixels /= 127.5  # in place: one 600 kB array per image instead of three
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """(n, 224, 224, 3) 8-bit RGB -> float32 in [-1, 1], as `keras.applications.mobilenet_v2.
+    preprocess_input` scales."""
+    pixels = images.astype(np.float32)
+    pixels /= 127.5  # in place: one float array per batch
     pixels -= 1.0
     return pixels
 
 
 def preprocess(data: bytes) -> Decoded:
-    """Bytes -> model input, or the reason it cannot be one. Never raises for bad image data."""
+    """Bytes -> 224x224 RGB, or the reason they cannot be. Never raises for bad image data."""
     try:
-        return Decoded(to_model_input(decode_rgb(data)), None)
+        return Decoded(resize(decode_rgb(data)), None)
     except DecodeError as error:
         return Decoded(None, str(error))
     except cv2.error as error:

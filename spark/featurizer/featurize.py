@@ -16,7 +16,7 @@ import pyarrow as pa
 from pyspark import Accumulator, SparkFiles
 from pyspark.sql import DataFrame
 
-from featurizer.decode import Decoded, preprocess
+from featurizer.decode import Decoded, preprocess, to_model_input
 from featurizer.engines import EngineSpec, load_engine
 from featurizer.fetch import read_batches
 
@@ -61,7 +61,7 @@ def featurize_batches(
             ready = [i for i, d in enumerate(decoded) if d.pixels is not None]
             if ready:
                 engine = engine or load_engine(spec.engine, SparkFiles.get(spec.model_file), spec.threads)
-                pixels = np.stack([decoded[i].pixels for i in ready])
+                pixels = to_model_input(np.stack([decoded[i].pixels for i in ready]))
                 vectors.append(engine.extract(pixels).astype(np.float32, copy=False))
                 usable += [start + i for i in ready]
         images_through_model.add(len(usable))

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from featurizer.decode import preprocess
+from featurizer.decode import preprocess, to_model_input
 from featurizer.engines import KerasEngine, OnnxEngine
 from featurizer.export import export_onnx
 from featurizer.samples import CLASSES, draw, encode
@@ -19,7 +19,7 @@ from tests.images import odd_files
 def batch() -> np.ndarray:
     rng = np.random.default_rng(11)
     pictures = [encode(draw(painter, (100, 100), rng), ".jpg") for painter in CLASSES.values()]
-    return np.stack([preprocess(data).pixels for data in [*pictures, *odd_files().values()]])
+    return to_model_input(np.stack([preprocess(data).pixels for data in [*pictures, *odd_files().values()]]))
 
 
 def test_onnx_and_tensorflow_features_agree(weights: Path, tmp_path: Path, batch: np.ndarray) -> None:
@@ -40,7 +40,7 @@ def test_our_preprocessing_shows_a_cat_to_the_imagenet_classifier(models_dir: Pa
     labels = (models_dir / "imagenet_labels.txt").read_text().splitlines()[1:]
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(chelsea(), cv2.COLOR_RGB2BGR))[1].tobytes()
 
-    scores = model.predict(preprocess(jpeg).pixels[None], verbose=0)[0]
+    scores = model.predict(to_model_input(preprocess(jpeg).pixels[None]), verbose=0)[0]
 
     top = [labels[i] for i in np.argsort(scores)[::-1][:3]]
     assert "cat" in top[0], top

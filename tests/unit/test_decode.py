@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featurizer.decode import IMAGE_SIZE, decode_rgb, jpeg_read_mode, jpeg_size, preprocess, to_model_input
+from featurizer.decode import (
+    IMAGE_SIZE,
+    decode_rgb,
+    jpeg_read_mode,
+    jpeg_size,
+    preprocess,
+    resize,
+    to_model_input,
+)
 from featurizer.samples import encode
 from tests.images import bad_files, exif_rotated_jpeg, odd_files, png_bytes, rgb
 
@@ -13,11 +21,14 @@ from tests.images import bad_files, exif_rotated_jpeg, odd_files, png_bytes, rgb
 @pytest.mark.parametrize("name", sorted(odd_files()))
 def test_every_readable_kind_becomes_a_224_rgb_tensor_in_minus_one_to_one(name: str) -> None:
     decoded = preprocess(odd_files()[name])
+    tensor = to_model_input(decoded.pixels[None])
 
     assert decoded.reason is None
     assert decoded.pixels.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
-    assert decoded.pixels.dtype == np.float32
-    assert -1.0 <= decoded.pixels.min() < decoded.pixels.max() <= 1.0
+    assert decoded.pixels.dtype == np.uint8
+    assert tensor.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert tensor.dtype == np.float32
+    assert -1.0 <= tensor.min() < tensor.max() <= 1.0
 
 
 @pytest.mark.parametrize("name", sorted(bad_files()))
@@ -34,7 +45,7 @@ def test_unusable_files_are_reported_with_a_reason_not_raised(name: str) -> None
 def test_channels_come_out_in_rgb_order_not_opencv_bgr(extension: str) -> None:
     red = rgb((230, 10, 20), (40, 30))
 
-    pixels = preprocess(encode(red, extension)).pixels
+    pixels = to_model_input(preprocess(encode(red, extension)).pixels[None])
 
     red_channel, green_channel, blue_channel = (pixels[..., i].mean() for i in range(3))
     assert red_channel > 0.7 and green_channel < -0.7 and blue_channel < -0.7
@@ -67,7 +78,7 @@ def test_mobilenet_scaling_maps_black_and_white_to_the_ends() -> None:
     black_and_white = rgb((0, 0, 0), (20, 20))
     black_and_white[:, 10:] = 255
 
-    pixels = preprocess(encode(black_and_white, ".png")).pixels
+    pixels = to_model_input(preprocess(encode(black_and_white, ".png")).pixels[None])
 
     assert pixels.min() == -1.0 and pixels.max() == 1.0
 
@@ -102,10 +113,10 @@ def test_large_jpegs_are_decoded_at_the_smallest_scale_still_over_224(
 def test_reduced_decoding_gives_the_model_nearly_the_full_decodes_input() -> None:
     data = encode(_photo(1200, 1600), ".jpg")
     full = to_model_input(
-        cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        resize(cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
     )
 
-    reduced = preprocess(data).pixels
+    reduced = to_model_input(preprocess(data).pixels)
 
     assert np.abs(reduced - full).mean() < 0.02  # < 1.3 grey levels of 255 on average
 
