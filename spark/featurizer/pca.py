@@ -3,8 +3,8 @@
 Spark ML's `PCA.fit` builds the covariance with a rank-one update of the packed 1280 x 1280 matrix for
 every row (6.5 MB of memory walked per image), then takes a full SVD of it in whatever LAPACK the
 driver's JVM finds: Java's own unless the machine has a native one (Spark then logs "Failed to load
-implementation from ... JNILAPACK"), as this project's machines do not. That was 10 to 14 s of a
-10,812-image run there, the largest cost after featurization (docs/performance.md).
+implementation from ... JNILAPACK"), as this project's machines do not: fit's largest cost
+there (`bench/performance.py --pca`; its figures are in docs/performance.md).
 
 Here the workers receive their rows as Arrow batches and numpy (with the OpenBLAS its wheel carries)
 computes each partition's row count, mean and centred cross-products in one matrix product; those are
