@@ -53,7 +53,7 @@ class Moments:
         """The moments of both sets together (Chan, Golub and LeVeque's pairwise update): each part is
         centred on its own mean, so large means do not cancel the variance away."""
         if self.mean.shape != other.mean.shape:
-            raise ValueError(f"PCA input vectors differ in size: {len(self.mean)} and {len(other.mean)}")
+            raise ValueError(_different_sizes(len(self.mean), len(other.mean)))
         rows = self.rows + other.rows
         delta = other.mean - self.mean
         return Moments(
@@ -63,6 +63,10 @@ class Moments:
         )
 
 
+def _different_sizes(one: int, other: int) -> str:
+    return f"PCA input vectors differ in size ({one} and {other}): every vector must have the same size"
+
+
 def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """One row of moments per partition (none for an empty partition)."""
     total: Moments | None = None
@@ -70,9 +74,11 @@ def _partition_moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
         if not batch.num_rows:
             continue
         column = batch.column(0)
+        if column.null_count:
+            raise ValueError("PCA input has null vectors: drop or fill those rows before fitting")
         sizes = np.diff(column.offsets.to_numpy())
         if sizes.min() != sizes.max():
-            raise ValueError(f"PCA input vectors differ in size: {sizes.min()} and {sizes.max()}")
+            raise ValueError(_different_sizes(sizes.min(), sizes.max()))
         part = Moments.of(column.flatten().to_numpy().reshape(batch.num_rows, -1))
         total = part if total is None else total + part
     if total is not None:
@@ -146,7 +152,10 @@ class CovariancePCA(PCA):
             raise ValueError(f"PCA needs at least 2 rows to estimate a covariance; it was given {rows}")
         k, features = self.getK(), len(found.mean)
         if k > features:
-            raise ValueError(f"PCA k={k} is more than the {features} features of {self.getInputCol()}")
+            raise ValueError(
+                f"PCA k={k} is more than the {features} features of {self.getInputCol()}: "
+                f"set k to at most {features}"
+            )
         components, explained = principal_components(found, k)
         return self._new_java_obj(
             "org.apache.spark.ml.feature.PCAModel",

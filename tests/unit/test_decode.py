@@ -21,9 +21,10 @@ from tests.images import bad_files, exif_rotated_jpeg, odd_files, png_bytes, rgb
 @pytest.mark.parametrize("name", sorted(odd_files()))
 def test_every_readable_kind_becomes_a_224_rgb_tensor_in_minus_one_to_one(name: str) -> None:
     decoded = preprocess(odd_files()[name])
+    assert decoded.reason is None
+
     tensor = to_model_input(decoded.pixels[None])
 
-    assert decoded.reason is None
     assert decoded.pixels.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
     assert decoded.pixels.dtype == np.uint8
     assert tensor.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
