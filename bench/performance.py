@@ -37,7 +37,7 @@ import notebook_baseline
 import numpy as np
 import workloads
 from processes import PeakMemory, run_measured
-from pyspark.ml.feature import PCA, StandardScaler
+from pyspark.ml.feature import PCA
 from pyspark.sql import functions as F
 
 from featurizer.catalog import catalog, summarize
@@ -46,7 +46,7 @@ from featurizer.engines import EngineSpec, load_engine
 from featurizer.export import export_onnx
 from featurizer.featurize import featurize
 from featurizer.listing import list_input
-from featurizer.model import FEATURES_VECTOR, SCALED, as_model_input, index_labels
+from featurizer.model import SCALED, as_model_input, index_labels, scaler
 from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.outputs import write_parquet
 from featurizer.partitioning import ARROW_ROWS, arrow_batches, arrow_rows, featurize_tasks, task_slots
@@ -363,8 +363,7 @@ def run_pca(args: argparse.Namespace, work: Path) -> dict:
     features = spark.read.parquet(str(work / "out" / "pca" / "job" / "features"))
     train = as_model_input(features).where(F.col("split") == "train")
     index_labels(train)  # the job's checks on the split, and its first job in the session
-    scaler = StandardScaler(inputCol=FEATURES_VECTOR, outputCol=SCALED, withMean=True, withStd=True)
-    scaled = scaler.fit(train).transform(train).select(SCALED).cache()
+    scaled = scaler().fit(train).transform(train).select(SCALED).cache()
     rows = scaled.count()
     estimators = {
         "Spark ML PCA": PCA(k=10, inputCol=SCALED),

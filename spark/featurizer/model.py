@@ -49,14 +49,15 @@ def as_features(vectors: DataFrame) -> DataFrame:
     return vectors.withColumn("features", features).drop(FEATURES_VECTOR)
 
 
-def _scaler() -> StandardScaler:
+def scaler() -> StandardScaler:
+    """The job's standardization of the features (the pipeline's second stage)."""
     return StandardScaler(inputCol=FEATURES_VECTOR, outputCol=SCALED, withMean=True, withStd=True)
 
 
 def choose_k(train: DataFrame, variance: float) -> int:
     """The smallest number of components whose cumulative explained variance reaches `variance`."""
     pca = CovariancePCA(k=FEATURE_COUNT, inputCol=SCALED, outputCol=PCA_COLUMN)
-    full = Pipeline(stages=[_scaler(), pca]).fit(train)
+    full = Pipeline(stages=[scaler(), pca]).fit(train)
     cumulative = np.cumsum(full.stages[-1].explainedVariance.toArray())
     return int(min(np.searchsorted(cumulative, variance - 1e-12) + 1, FEATURE_COUNT))
 
@@ -79,7 +80,7 @@ def fit(train: DataFrame, k: int, classify_on: Literal["scaled", "pca"]) -> Pipe
     indexer = index_labels(train)
     stages = [
         indexer,
-        _scaler(),
+        scaler(),
         CovariancePCA(k=k, inputCol=SCALED, outputCol=PCA_COLUMN),
         LogisticRegression(
             featuresCol=SCALED if classify_on == "scaled" else PCA_COLUMN,
