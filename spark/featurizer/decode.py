@@ -1,6 +1,7 @@
 """Decode image bytes with OpenCV into the tensor MobileNetV2 expects: RGB, 224x224, scaled to [-1, 1].
 
-OpenCV decodes to BGR; the model was trained on RGB. Converting here, once, is what keeps colours right.
+OpenCV decodes to BGR unless told otherwise; the model was trained on RGB. JPEGs are decoded straight to
+RGB, PNGs converted here, once: that is what keeps colours right.
 An image is decoded and resized alone (`preprocess`, 8-bit); a batch of them is scaled at once
 (`to_model_input`): one float copy of the stacked bytes, not one per image plus a stack of floats four
 times the size.
@@ -26,12 +27,16 @@ _JPEG_EOI = b"\xff\xd9"
 # Start-of-frame markers (baseline, progressive, ...), the segment that holds the image's size.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
-# libjpeg decodes at 1/2, 1/4 or 1/8 scale in its inverse DCT, for a fraction of the full decode's work.
-_REDUCED_READS = (
-    (8, cv2.IMREAD_REDUCED_COLOR_8),
-    (4, cv2.IMREAD_REDUCED_COLOR_4),
-    (2, cv2.IMREAD_REDUCED_COLOR_2),
-)
+# libjpeg decodes at 1/2, 1/4 or 1/8 scale in its inverse DCT, for a fraction of the full decode's work,
+# and straight to RGB (no BGR image to convert after). OpenCV's reduced-scale flags carry a BGR bit,
+# which IMREAD_COLOR_RGB cannot be combined with: the scale bits alone are its GRAYSCALE flags.
+_REDUCTIONS = (8, 4, 2)
+_RGB_READS = {
+    1: cv2.IMREAD_COLOR_RGB,
+    2: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
 _WHITE = 255.0
 
 
@@ -55,10 +60,10 @@ def decode_rgb(data: bytes) -> np.ndarray:
         end = data.rfind(_JPEG_EOI)
         if end == -1 or end < data.rfind(_JPEG_SOS):
             raise DecodeError("truncated JPEG (no end-of-image marker after the image data)")
-        image = cv2.imdecode(buffer, jpeg_read_mode(data))  # applies EXIF orientation
+        image = cv2.imdecode(buffer, _RGB_READS[jpeg_reduction(data)])  # applies EXIF orientation
         if image is None:
             raise DecodeError("corrupt JPEG (OpenCV could not decode it)")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image
     if data.startswith(PNG_MAGIC):
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
         if image is None:
@@ -88,19 +93,16 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def jpeg_read_mode(data: bytes) -> int:
-    """The OpenCV read flag that decodes at the smallest scale still at least 224 px on both sides.
+def jpeg_reduction(data: bytes) -> int:
+    """The largest scale-down libjpeg can decode at (8, 4, 2, else 1) that keeps both sides >= 224 px.
 
     Every image is shrunk to 224x224 anyway; a 4000x3000 photo decoded at 1/8 scale (500x375) loses
     nothing the model sees and skips most of the decoding work.
     """
     size = jpeg_size(data)
     if size is None:
-        return cv2.IMREAD_COLOR
-    for scale, mode in _REDUCED_READS:
-        if min(size) // scale >= IMAGE_SIZE:
-            return mode
-    return cv2.IMREAD_COLOR
+        return 1
+    return next((n for n in _REDUCTIONS if min(size) // n >= IMAGE_SIZE), 1)
 
 
 def _png_to_rgb(image: np.ndarray) -> np.ndarray:
@@ -132,9 +134,8 @@ def resize(rgb: np.ndarray) -> np.ndarray:
 def to_model_input(images: np.ndarray) -> np.ndarray:
     """(n, 224, 224, 3) 8-bit RGB -> float32 in [-1, 1], as `keras.applications.mobilenet_v2.
     preprocess_input` scales."""
-    pixels = images.astype(np.float32)
-    pixels /= 127.5  # in place: one float array per batch
-    pixels -= 1.0
+    pixels = np.multiply(images, np.float32(1 / 127.5), dtype=np.float32)  # one float array per batch
+    pixels -= 1.0  # in place
     return pixels
 
 

@@ -10,7 +10,7 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, DoubleType, FloatType, StringType, StructField, StructType
 
 from featurizer import storage
 from featurizer.concat import concat_folder
@@ -25,7 +25,24 @@ PART_OPTIONS = {**CSV_OPTIONS, "header": "false"}
 
 
 def write_parquet(frame: DataFrame, uri: str) -> None:
-    frame.write.mode("overwrite").parquet(storage.spark_uri(uri))
+    """Parquet, with float columns and float arrays (the features) written without dictionary encoding:
+    their values almost never repeat, so the writer would build each column chunk's dictionary only to
+    drop it. Other columns (labels, splits) keep it."""
+    plain = {f"parquet.enable.dictionary#{path}": "false" for path in _float_column_paths(frame.schema)}
+    frame.write.mode("overwrite").options(**plain).parquet(storage.spark_uri(uri))
+
+
+def _float_column_paths(schema: StructType) -> list[str]:
+    """Parquet column paths of the top-level float and double columns and arrays of them (Spark writes
+    an array's values at `<name>.list.element`)."""
+    floats = (FloatType, DoubleType)
+    paths = []
+    for field in schema.fields:
+        if isinstance(field.dataType, floats):
+            paths.append(field.name)
+        elif isinstance(field.dataType, ArrayType) and isinstance(field.dataType.elementType, floats):
+            paths.append(f"{field.name}.list.element")
+    return paths
 
 
 def read_parquet(spark: SparkSession, uri: str, schema: StructType | None = None) -> DataFrame:

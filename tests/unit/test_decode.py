@@ -8,7 +8,7 @@ from PIL import Image
 from featurizer.decode import (
     IMAGE_SIZE,
     decode_rgb,
-    jpeg_read_mode,
+    jpeg_reduction,
     jpeg_size,
     preprocess,
     resize,
@@ -93,22 +93,23 @@ def _photo(height: int, width: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("height", "width", "mode"),
+    ("height", "width", "reduction"),
     [
-        (2000, 2400, cv2.IMREAD_REDUCED_COLOR_8),  # 250 x 300 at 1/8
-        (1200, 1600, cv2.IMREAD_REDUCED_COLOR_4),  # 300 x 400 at 1/4
-        (480, 640, cv2.IMREAD_REDUCED_COLOR_2),
-        (300, 4000, cv2.IMREAD_COLOR),  # 300 px high: any reduction goes under 224
-        (100, 100, cv2.IMREAD_COLOR),
+        (2000, 2400, 8),  # 250 x 300 at 1/8
+        (1200, 1600, 4),  # 300 x 400 at 1/4
+        (480, 640, 2),
+        (300, 4000, 1),  # 300 px high: any reduction goes under 224
+        (100, 100, 1),
     ],
 )
 def test_large_jpegs_are_decoded_at_the_smallest_scale_still_over_224(
-    height: int, width: int, mode: int
+    height: int, width: int, reduction: int
 ) -> None:
     data = encode(_photo(height, width), ".jpg")
 
     assert jpeg_size(data) == (height, width)
-    assert jpeg_read_mode(data) == mode
+    assert jpeg_reduction(data) == reduction
+    assert decode_rgb(data).shape == (height // reduction, width // reduction, 3)
 
 
 def test_reduced_decoding_gives_the_model_nearly_the_full_decodes_input() -> None:
@@ -134,11 +135,11 @@ def test_progressive_jpegs_and_exif_orientation_survive_reduced_decoding() -> No
 
     shown = decode_rgb(data)
 
-    assert jpeg_read_mode(data) == cv2.IMREAD_REDUCED_COLOR_2
+    assert jpeg_reduction(data) == 2
     assert shown.shape[:2] == (600, 300)
     assert shown[10, 150, 0] > 200 and shown[-10, 150, 2] > 200  # turned: red on top, blue below
 
 
 def test_a_jpeg_header_that_cannot_be_walked_falls_back_to_a_full_decode() -> None:
     assert jpeg_size(b"\xff\xd8\xff\xe0\x00") is None
-    assert jpeg_read_mode(b"\xff\xd8\x00\x00" + bytes(20)) == cv2.IMREAD_COLOR
+    assert jpeg_reduction(b"\xff\xd8\x00\x00" + bytes(20)) == 1
