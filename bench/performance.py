@@ -184,8 +184,8 @@ def run_table(args: argparse.Namespace, work: Path, weights: Path, model_file: P
     spark.sparkContext.addFile(str(model_file))
     spark.sparkContext.addPyFile(notebook_baseline.__file__)  # its UDF is pickled by reference
     # Start the Python workers and let the JVM compile its hot paths in one untimed round of (b): (a) is
-    # steady-state too. (After a warm-up on 2,000 images, the first timed round was the slowest of
-    # its run in each of the four runs whose rounds docs/performance.md lists.)
+    # steady-state too. (After a warm-up on 2,000 images, the first timed round had the lowest (b)/(a)
+    # of its run in each of the four runs whose rounds docs/performance.md lists.)
     featurize_stage(spark, small, model_file, args.batch_size, work / "out" / "warm")
     # (a) and (b) in alternation, so that each ratio compares minutes-apart measurements; the table
     # quotes the medians (the load of a shared machine drifts from one minute to the next).

@@ -33,8 +33,9 @@ def write_parquet(frame: DataFrame, uri: str) -> None:
 
 
 def _float_column_paths(schema: StructType) -> list[str]:
-    """Parquet column paths of the top-level float and double columns and arrays of them (Spark writes
-    an array's values at `<name>.list.element`)."""
+    """Parquet column paths of the top-level float and double columns and arrays of them. Spark writes
+    an array's values at `<name>.list.element`; with `spark.sql.parquet.writeLegacyFormat` (which the
+    job does not set) the path would differ, and such arrays would keep their dictionary."""
     floats = (FloatType, DoubleType)
     paths = []
     for field in schema.fields:

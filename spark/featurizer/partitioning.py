@@ -3,7 +3,8 @@
 Tasks are sized by image count: at most `IMAGES_PER_TASK` images (seconds of work, so a lost task costs
 little and progress moves), and at least two tasks per slot the job may get, so dynamic allocation
 sees enough pending tasks to scale out, as long as tasks keep `MIN_IMAGES_PER_TASK` images; and a
-multiple of the slots where it can be, so that no wave of tasks ends with idle slots. The images
+multiple of the slots where it can be, so that no wave of tasks ends with idle slots (on a cluster:
+once all its executors are up). The images
 are dealt by a hash of their id, so tasks get about equal counts whatever the folders' sizes. (Spark's
 own file packing, by bytes with 4 MB of "open cost" per file, made tasks of about 30 5-kB images, each
 paying a round of scheduling, a Python hand-off and an Arrow stream: it ran at 0.6x.)

@@ -52,6 +52,15 @@ def test_channels_come_out_in_rgb_order_not_opencv_bgr(extension: str) -> None:
     assert red_channel > 0.7 and green_channel < -0.7 and blue_channel < -0.7
 
 
+def test_cmyk_jpegs_come_out_in_rgb() -> None:
+    buffer = io.BytesIO()
+    Image.new("CMYK", (40, 30), (0, 230, 220, 0)).save(buffer, "JPEG", quality=95)  # red in print inks
+
+    red, green, blue = decode_rgb(buffer.getvalue())[5, 5]
+
+    assert red > 240 and green < 40 and blue < 50
+
+
 def test_exif_orientation_is_applied() -> None:
     stored = np.zeros((30, 60, 3), np.uint8)  # stored landscape: left half red, right half blue
     stored[:, :30] = (255, 0, 0)
