@@ -1,7 +1,7 @@
 """Featurization speed and memory, side by side, in one run on one machine (issue 6's table).
 
     FEATURIZER_WEIGHTS=../shared/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 \
-        .venv/bin/python bench/performance.py            # the table (67 minutes in the last run on 2 cores)
+        .venv/bin/python bench/performance.py            # the table (56 minutes in the last run on 2 cores)
         .venv/bin/python bench/performance.py --tune     # the settings sweep behind the job's defaults
         .venv/bin/python bench/performance.py --decode   # JPEG decoding: full vs reduced scale
         .venv/bin/python bench/performance.py --pca      # fit's PCA: Spark ML's against the job's
