@@ -30,12 +30,12 @@ _JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
 # libjpeg decodes at 1/2, 1/4 or 1/8 scale in its inverse DCT, for a fraction of the full decode's work,
 # and straight to RGB (no BGR image to convert after). OpenCV's reduced-scale flags carry a BGR bit,
 # which IMREAD_COLOR_RGB cannot be combined with: the scale bits alone are its GRAYSCALE flags.
-_REDUCTIONS = (8, 4, 2)
+# Keyed by the scale-down, largest first.
 _RGB_READS = {
-    1: cv2.IMREAD_COLOR_RGB,
-    2: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    4: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_4,
     8: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_8,
+    4: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    2: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    1: cv2.IMREAD_COLOR_RGB,
 }
 _WHITE = 255.0
 
@@ -102,7 +102,7 @@ def jpeg_reduction(data: bytes) -> int:
     size = jpeg_size(data)
     if size is None:
         return 1
-    return next((n for n in _REDUCTIONS if min(size) // n >= IMAGE_SIZE), 1)
+    return next((n for n in _RGB_READS if min(size) // n >= IMAGE_SIZE), 1)
 
 
 def _png_to_rgb(image: np.ndarray) -> np.ndarray:
