@@ -5,11 +5,11 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-REQUIREMENTS := pyproject.toml constraints.txt lambda/requirements.txt tests/control_plane/requirements.txt
+REQUIREMENTS := pyproject.toml constraints.txt lambda/requirements.txt tests/requirements.txt
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12)
 # aws-sam-cli pins a boto3 the job cannot use: it gets a virtualenv of its own.
 SAM_VENV := .venv-sam
-SAM_STAMP := $(SAM_VENV)/.installed-$(shell sha256sum tests/control_plane/requirements-sam.txt | cut -c1-12)
+SAM_STAMP := $(SAM_VENV)/.installed-$(shell sha256sum packaging/requirements-sam.txt | cut -c1-12)
 
 .PHONY: setup s3a sam demo stack test lint bench bench-tune clean
 
@@ -20,7 +20,7 @@ $(STAMP): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[tensorflow,spark,dev]" \
-		-r tests/control_plane/requirements.txt
+		-r tests/requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
@@ -28,9 +28,9 @@ setup: $(STAMP)
 s3a: setup
 	$(BIN)/python packaging/s3a_jars.py
 
-$(SAM_STAMP): tests/control_plane/requirements-sam.txt
+$(SAM_STAMP): packaging/requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet -r tests/control_plane/requirements-sam.txt
+	$(SAM_VENV)/bin/pip install --quiet -r packaging/requirements-sam.txt
 	rm -f $(SAM_VENV)/.installed-* && touch $@
 
 sam: $(SAM_STAMP)

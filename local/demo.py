@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from featurizer.samples import generate
+from featurizer.storage import parse_s3
+from local.jobs import TERMINAL
 from local.stack import ROOT, LocalStack, StackOptions
 from local.template import DATA_BUCKET, REGION
 
@@ -140,9 +142,9 @@ def run_demo(options: StackOptions, dataset: str) -> int:
         execution = next(iter(stack.application.executions.values()))
         run_id, job_run_id = execution.run.name, execution.run.job_run_id
         follow.say(f"run {run_id} started as EMR job run {job_run_id}")
-        while follow.poll(job_run_id) not in ("SUCCESS", "FAILED", "CANCELLED") and time.time() < deadline:
+        while follow.poll(job_run_id) not in TERMINAL and time.time() < deadline:
             time.sleep(1)
-        if follow.state not in ("SUCCESS", "FAILED", "CANCELLED"):
+        if follow.state not in TERMINAL:
             follow.say(
                 f"EMR job run {job_run_id} timed out: still {follow.state} after {RUN_TIMEOUT_SECONDS} s "
                 f"(its driver log: {execution.run.work_dir})"
@@ -156,7 +158,8 @@ def run_demo(options: StackOptions, dataset: str) -> int:
         print(f"\n--- SNS message (the e-mail) ---\nSubject: {subject}\n\n{message}\n---", flush=True)
         if follow.state != "SUCCESS":
             return 1
-        prefix = f"runs/{dataset}/{run_id}/"
+        arguments = execution.run.job_driver["sparkSubmit"]["entryPointArguments"]
+        prefix = parse_s3(f"{arguments[arguments.index('--output') + 1]}{run_id}/").key
         metrics = json.loads(s3.get_object(Bucket=DATA_BUCKET, Key=f"{prefix}metrics.json")["Body"].read())
         local_copy = ROOT / "demo" / "runs" / run_id
         download_prefix(s3, prefix, local_copy)

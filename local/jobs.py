@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featurizer.storage import StorageError, parse_s3
 from local import spark_submit
 
 logger = logging.getLogger(__name__)
@@ -282,19 +283,22 @@ class JobExecution:
         return command, env
 
     def _download(self, uri: str, target: Path) -> None:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        if not uri.startswith("s3://") or not key:
+        try:
+            source = parse_s3(uri)
+        except StorageError:
+            source = None
+        if source is None or not source.key:
             raise JobRunError(f"{uri} is not an s3:// object URI")
         try:
-            self.runtime.s3.download_file(bucket, key, str(target))
+            self.runtime.s3.download_file(source.bucket, source.key, str(target))
         except Exception as error:
             raise JobRunError(f"cannot read {uri}: {error}") from error
 
     def _unpacked(self, uri: str) -> Path:
         """The archive at ``uri`` unpacked, cached by its S3 object (URI and ETag)."""
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
         try:
-            etag = self.runtime.s3.head_object(Bucket=bucket, Key=key)["ETag"]
+            source = parse_s3(uri)
+            etag = self.runtime.s3.head_object(Bucket=source.bucket, Key=source.key)["ETag"]
         except Exception as error:
             raise JobRunError(f"cannot read archive {uri}: {error}") from error
         folder = (
@@ -338,13 +342,13 @@ class JobExecution:
         log_uri = monitoring.get("s3MonitoringConfiguration", {}).get("logUri")
         if not log_uri:
             return
-        bucket, _, prefix = log_uri.removeprefix("s3://").partition("/")
-        folder = f"{prefix.rstrip('/')}/applications/{self.run.application_id}/jobs/{self.run.job_run_id}"
+        logs = parse_s3(log_uri)
+        folder = f"{logs.key.rstrip('/')}/applications/{self.run.application_id}/jobs/{self.run.job_run_id}"
         for stream in ("stdout", "stderr"):
             source = work / stream
             body = gzip.compress(source.read_bytes() if source.exists() else b"")
             key = f"{folder.lstrip('/')}/SPARK_DRIVER/{stream}.gz"
-            self.runtime.s3.put_object(Bucket=bucket, Key=key, Body=body)
+            self.runtime.s3.put_object(Bucket=logs.bucket, Key=key, Body=body)
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:

@@ -44,11 +44,3 @@ def check_free(ports: Ports) -> None:
                 f"port {port} on {HOST} ({what}) is already in use: stop what holds it "
                 f"(`ss -ltnp 'sport = :{port}'`) or choose another port with {option} PORT"
             )
-
-
-def free_port() -> int:
-    """A port the OS says is free now (tests start a stack on these)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port

@@ -45,7 +45,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
 
 
 @pytest.fixture(scope="session")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sample_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five distinct classes (names with spaces, commas, accents), odd formats, broken files, stray files."""
     root = tmp_path_factory.mktemp("drop") / "fruits"
     generate(root, per_class=12, seed=1, defects=False)

@@ -8,7 +8,7 @@ DELETE /runs/{run_id}    cancel the EMR job run                                 
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -16,16 +16,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from common.config import JobSettings, StateSettings
-from common.errors import InvalidRequestError, RunStartError
-from common.launch import idempotent_launcher
 
 from api.requests import RequestValidationError, check_run_id, parse_run_request
 from api.service import RunsApi
+from common.config import JobSettings, StateSettings
+from common.errors import InvalidRequestError, RunStartError
+from common.launch import idempotent_launcher
 
 logger = Logger()
 tracer = Tracer()
@@ -66,15 +64,14 @@ def _json(status_code: int, body: dict[str, Any], headers: dict[str, str] | None
 @app.post("/runs")
 @tracer.capture_method
 def create_run() -> Response:
-    event: APIGatewayProxyEventV2Model = app.context["request"]
     request = parse_run_request(app.current_event.decoded_body)
-    iam = event.requestContext.authorizer.iam if event.requestContext.authorizer else None
-    caller = (iam.userArn if iam else None) or "anonymous"
-    requested_at = event.requestContext.timeEpoch.astimezone(UTC)
+    context = app.current_event.request_context
+    caller = context.authorizer.iam.user_arn or "anonymous"
+    requested_at = datetime.fromtimestamp(context.time_epoch / 1000, tz=UTC)
     created = runs.create_run(request, caller=caller, requested_at=requested_at)
     logger.set_correlation_id(created["run_id"])
     logger.info("run requested", extra={"caller": caller, **created})
-    status_url = f"https://{event.requestContext.domainName}/runs/{created['run_id']}"
+    status_url = f"https://{context.domain_name}/runs/{created['run_id']}"
     return _json(202, {**created, "status_url": status_url}, headers={"Location": status_url})
 
 
@@ -129,6 +126,4 @@ def run_not_started(error: RunStartError) -> Response:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)
-    request = parse(event=event, model=APIGatewayProxyEventV2Model)
-    app.append_context(request=request)
     return app.resolve(event, context)

@@ -1,16 +1,39 @@
-"""Validation of API request bodies into models, with errors that name the field and the problem."""
+"""Validation of API requests into models, with errors that name the field and the problem.
+
+Pydantic parses and validates the body; its error types are worded here, as pydantic's documentation
+shows (a message per error type), so that each 4xx says what to send instead.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from common.errors import InvalidRequestError
-from common.runs import INBOX_PREFIX, RUN_ID_PATTERN, JobOptions, is_valid_dataset, split_s3_uri
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-OPTION_NAMES = ", ".join(JobOptions.model_fields)
+from common.errors import InvalidRequestError
+from common.runs import (
+    DATASET_PATTERN,
+    INBOX_PREFIX,
+    RUN_ID_PATTERN,
+    RunOptions,
+    is_valid_dataset,
+    is_valid_run_id,
+    split_s3_uri,
+)
+
+EXAMPLE_BODY = '{"input": "s3://<bucket>/inbox/<dataset>/"}'
+SHOWN_CHARACTERS = 80
+MESSAGES = {
+    "missing": "is required",
+    "json_invalid": "is not valid JSON: {error}",
+    "int_type": "must be an integer, got {input}",
+    "float_type": "must be a number, got {input}",
+    "string_type": "must be a string, got {input}",
+    "model_type": "must be a JSON object, got {input}",
+    "literal_error": "must be one of {expected}, got {input}",
+    "value_error": "{error}",
+}
 
 
 class RunRequest(BaseModel):
@@ -19,7 +42,7 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     input: str
-    options: JobOptions = JobOptions()
+    options: RunOptions = RunOptions()
 
 
 class RequestValidationError(InvalidRequestError):
@@ -36,43 +59,29 @@ def _field(error: ErrorDetails) -> str:
 
 
 def _problem(error: ErrorDetails) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        loc = error["loc"]
-        if len(loc) >= 2 and loc[0] == "options":
-            return f"unknown option; the options are: {OPTION_NAMES}"
-        return "unknown field; the fields are: input, options"
-    if kind == "missing":
-        return "is required"
-    if kind in ("int_type", "int_parsing"):
-        return f"must be an integer, got {json.dumps(error['input'])}"
-    if kind in ("float_type", "float_parsing"):
-        return f"must be a number, got {json.dumps(error['input'])}"
-    if kind == "string_type":
-        return f"must be a string, got {json.dumps(error['input'])}"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"must be a JSON object, got {json.dumps(error['input'])}"
-    if kind == "literal_error":
-        expected = (error.get("ctx") or {}).get("expected", "")
-        return f"must be one of {expected}, got {json.dumps(error['input'])}"
-    if kind == "value_error":
-        return str((error.get("ctx") or {}).get("error", error["msg"]))
-    return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {json.dumps(error['input'])}"
+    """Our wording where there is one, else pydantic's own message (bounds name their limit)."""
+    if error["type"] == "extra_forbidden":
+        if error["loc"][0] == "options":
+            return f"unknown option; the options are: {', '.join(RunOptions.model_fields)}"
+        return f"unknown field; the fields are: {', '.join(RunRequest.model_fields)}"
+    given = _shown(error["input"])
+    template = MESSAGES.get(error["type"])
+    if template is None:
+        return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {given}"
+    return template.format(input=given, **{k: str(v) for k, v in (error.get("ctx") or {}).items()})
+
+
+def _shown(value: object) -> str:
+    """A value as JSON, cut short: an error names what was sent, it does not send it back."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= SHOWN_CHARACTERS else f"{text[: SHOWN_CHARACTERS - 3]}..."
 
 
 def parse_run_request(body: str | None) -> RunRequest:
     if body is None or not body.strip():
-        raise InvalidRequestError("body", 'is empty; send JSON {"input": "s3://<bucket>/inbox/<dataset>/"}')
+        raise InvalidRequestError("body", f"is empty; send JSON {EXAMPLE_BODY}")
     try:
-        payload: Any = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise InvalidRequestError(
-            "body", f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    if not isinstance(payload, dict):
-        raise InvalidRequestError("body", f"must be a JSON object, got {type(payload).__name__}")
-    try:
-        return RunRequest.model_validate(payload)
+        return RunRequest.model_validate_json(body)
     except ValidationError as error:
         raise RequestValidationError([(_field(e), _problem(e)) for e in error.errors()]) from None
 
@@ -87,26 +96,21 @@ def normalise_input(uri: str, data_bucket: str) -> tuple[str, str, str]:
         raise InvalidRequestError(
             "input", f"must be in the service's data bucket s3://{data_bucket}/, got bucket {bucket!r}"
         )
+    empty = InvalidRequestError("input", f"prefix is empty; use s3://{data_bucket}/{INBOX_PREFIX}<dataset>/")
     if not key.strip("/"):
-        raise InvalidRequestError(
-            "input", f"prefix is empty; use s3://{data_bucket}/{INBOX_PREFIX}<dataset>/"
-        )
+        raise empty
     if not key.startswith(INBOX_PREFIX):
         raise InvalidRequestError("input", f"must be under s3://{data_bucket}/{INBOX_PREFIX}, got {uri!r}")
     prefix = key if key.endswith("/") else f"{key}/"
     dataset = prefix[len(INBOX_PREFIX) :].split("/", 1)[0]
     if not dataset:
-        raise InvalidRequestError(
-            "input", f"prefix is empty; use s3://{data_bucket}/{INBOX_PREFIX}<dataset>/"
-        )
+        raise empty
     if not is_valid_dataset(dataset):
-        raise InvalidRequestError(
-            "input", f"dataset folder {dataset!r} must match [A-Za-z0-9][A-Za-z0-9._-]{{0,63}}"
-        )
+        raise InvalidRequestError("input", f"dataset folder {dataset!r} must match {DATASET_PATTERN.pattern}")
     return f"s3://{data_bucket}/{prefix}", prefix, dataset
 
 
 def check_run_id(run_id: str) -> str:
-    if not RUN_ID_PATTERN.match(run_id):
-        raise InvalidRequestError("run_id", "must match [A-Za-z0-9._-]{1,128}")
+    if not is_valid_run_id(run_id):
+        raise InvalidRequestError("run_id", f"must match {RUN_ID_PATTERN.pattern}")
     return run_id

@@ -9,14 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from common import records
+from api.requests import RunRequest, normalise_input
+from common import records, tracking
 from common.config import JobSettings
-from common.errors import InvalidRequestError, RunAlreadyFinishedError, RunNotFoundError
+from common.errors import InvalidRequestError, RunAlreadyFinishedError, RunNotFoundError, RunNotStartedError
 from common.models import TERMINAL_STATES
 from common.outputs import read_run_json
-from common.runs import RunSpec, make_run_id, output_uri, run_prefix
-
-from api.requests import RunRequest, normalise_input
+from common.runs import (
+    COMPLETED_FLAG,
+    FAILED_FLAG,
+    RunSpec,
+    make_run_id,
+    output_uri,
+    run_prefix,
+    split_s3_uri,
+)
 
 REPORT_LINK_SECONDS = 3600
 
@@ -71,14 +78,20 @@ class RunsApi:
         run = records.get_run(self.table, run_id)
         if run is None:
             raise RunNotFoundError(run_id)
-        job_run_id = str(run["job_run_id"])
-        emr_state, state_details = self._emr_state(job_run_id)
-        prefix = run_prefix(str(run["dataset"]), run_id)
-        completed = self._read_json(f"{prefix}_COMPLETED.json")
-        failed = self._read_json(f"{prefix}_FAILED.json")
         status: dict[str, Any] = {
             "run_id": run_id,
             "dataset": run["dataset"],
+            "input": run["input"],
+            "output": run["output"],
+            "options": run.get("options", {}),
+            "trigger": run["trigger"],
+            "created_at": run["created_at"],
+        }
+        job_run_id = self._job_run_of(run)
+        if job_run_id is None:
+            return {**status, **_not_started(run)}
+        emr_state, state_details = self._emr_state(job_run_id)
+        status |= {
             "state": emr_state,
             "emr": {
                 "application_id": run["application_id"],
@@ -86,13 +99,11 @@ class RunsApi:
                 "state": emr_state,
                 "state_details": state_details,
             },
-            "input": run["input"],
-            "output": run["output"],
-            "options": run.get("options", {}),
-            "trigger": run["trigger"],
-            "created_at": run["created_at"],
             "logs": self.settings.job_log_uri(job_run_id),
         }
+        prefix = run_prefix(str(run["dataset"]), run_id)
+        completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
+        failed = self._read_json(f"{prefix}{FAILED_FLAG}")
         if completed is not None:
             status["state"] = "COMPLETED"
             status["summary"] = completed.get("summary", {})
@@ -106,8 +117,8 @@ class RunsApi:
             status["failure"] = {k: failed.get(k) for k in ("stage", "error", "message", "finished_at")}
         elif emr_state == "SUCCESS":
             status["state"] = "FAILED"
-            status["failure"] = {"message": "the job ended without writing _COMPLETED.json"}
-        elif emr_state in ("FAILED", "CANCELLED"):
+            status["failure"] = {"message": f"the job ended without writing {COMPLETED_FLAG}"}
+        elif emr_state in TERMINAL_STATES:
             status["failure"] = {"message": state_details}
         return status
 
@@ -115,7 +126,9 @@ class RunsApi:
         run = records.get_run(self.table, run_id)
         if run is None:
             raise RunNotFoundError(run_id)
-        job_run_id = str(run["job_run_id"])
+        job_run_id = self._job_run_of(run)
+        if job_run_id is None:
+            raise RunNotStartedError(run_id, _not_started(run).get("failure", {}).get("message"))
         state, _ = self._emr_state(job_run_id)
         if state in TERMINAL_STATES:
             raise RunAlreadyFinishedError(run_id, state)
@@ -124,11 +137,16 @@ class RunsApi:
 
     def _report(self, uri: str) -> dict[str, str]:
         """The report's S3 URI and a presigned HTTPS link to it that a browser opens (valid up to an hour)."""
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        bucket, key = split_s3_uri(uri)
         url = self.s3.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=REPORT_LINK_SECONDS
         )
         return {"uri": uri, "url": url}
+
+    def _job_run_of(self, run: dict[str, Any]) -> str | None:
+        return tracking.job_run_of(
+            run, emr=self.emr, table=self.table, application_id=self.settings.application_id
+        )
 
     def _emr_state(self, job_run_id: str) -> tuple[str, str | None]:
         job = self.emr.get_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)["jobRun"]
@@ -136,3 +154,11 @@ class RunsApi:
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
         return read_run_json(self.s3, self.settings.data_bucket, key)
+
+
+def _not_started(run: dict[str, Any]) -> dict[str, Any]:
+    """The state of a run on record that has no job run: still starting, or refused or lost on the way."""
+    if not tracking.never_started(run):
+        return {"state": "STARTING"}
+    reason = run.get("start_error") or "EMR Serverless started no job run for it (the start did not complete)"
+    return {"state": "START_FAILED", "failure": {"message": reason}}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
 from common.errors import MissingConfigurationError
 
 
@@ -105,6 +107,17 @@ class StateSettings:
 
     table_name: str
     idempotency_ttl_seconds: int
+
+    def idempotency(self, key: str) -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
+        """Powertools idempotency records in this table, keyed by the `key` field of the guarded call's
+        argument (its absence is an error: every guarded call must be keyed)."""
+        persistence = DynamoDBPersistenceLayer(table_name=self.table_name, key_attr="pk")
+        config = IdempotencyConfig(
+            event_key_jmespath=key,
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=self.idempotency_ttl_seconds,
+        )
+        return persistence, config
 
     @classmethod
     def from_env(cls) -> StateSettings:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from common import records
@@ -25,13 +26,14 @@ from common.runs import RunSpec, client_token
 
 ENVIRONMENT_PYTHON = "./environment/bin/python"
 
+logger = Logger(child=True)
+
 
 def spark_submit_parameters(artifacts_bucket: str, env_archive_key: str, sizing: WorkerSizing) -> str:
     """Every ``--conf`` of the job, in one place (tested as an exact string).
 
-    One task per executor core, each running inference on one thread (the job reads spark.task.cpus):
-    measured faster than fewer tasks with more threads, since decoding runs in every task at once
-    (docs/performance.md).
+    One task per executor core, each running inference on one thread (the job reads spark.task.cpus), so
+    that decoding runs on every core at once (docs/performance.md).
     """
     conf = [
         f"spark.archives=s3://{artifacts_bucket}/{env_archive_key}#environment",
@@ -112,13 +114,20 @@ def start_job_run_request(run: RunSpec, settings: JobSettings) -> dict[str, Any]
 
 
 def launch_run(run: RunSpec, *, settings: JobSettings, emr: Any, table: Any) -> dict[str, str]:
-    """Start the job run and record it. The caller wraps this in Powertools idempotency (key: run_id)."""
+    """Record the run, start its job run, record the job run. The caller wraps this in Powertools
+    idempotency (key: run_id); a retry after a failure in between sends the same clientToken."""
+    records.put_run(table, run, application_id=settings.application_id)
     try:
         response = emr.start_job_run(**start_job_run_request(run, settings))
     except ClientError as error:
-        raise RunStartError(f"EMR Serverless refused to start run {run.run_id}: {error}") from error
+        message = f"EMR Serverless refused to start run {run.run_id}: {error}"
+        try:
+            records.record_start_error(table, run.run_id, message)
+        except Exception:  # the refusal is the error to report; the record still says STARTING
+            logger.exception("could not record why the run did not start", extra={"run_id": run.run_id})
+        raise RunStartError(message) from error
     job_run_id = response["jobRunId"]
-    records.put_run(table, run, job_run_id=job_run_id, application_id=settings.application_id)
+    records.record_job_run(table, run.run_id, run.dataset, job_run_id)
     return {
         "run_id": run.run_id,
         "dataset": run.dataset,

@@ -37,6 +37,16 @@ class RunAlreadyFinishedError(InvalidRequestError):
         super().__init__("run_id", f"run {run_id!r} already finished with state {state}", status_code=409)
 
 
+class RunNotStartedError(InvalidRequestError):
+    def __init__(self, run_id: str, why_not: str | None) -> None:
+        problem = (
+            f"run {run_id!r} has no job run to cancel: {why_not}"
+            if why_not
+            else f"run {run_id!r} is still starting; retry in a few seconds"
+        )
+        super().__init__("run_id", problem, status_code=409)
+
+
 class StateContentionError(ControlPlaneError):
     """Optimistic-locking retries on a dataset record were exhausted (the batch is retried by SQS)."""
 

@@ -7,11 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from common.config import JobSettings, StateSettings
 from common.emr import launch_run
@@ -26,12 +22,7 @@ def idempotent_launcher(
     Only the side effect (StartJobRun + the run record) is guarded, so a retry after a timeout in the middle
     of it returns the first result instead of starting a second job run.
     """
-    persistence = DynamoDBPersistenceLayer(table_name=state.table_name, key_attr="pk")
-    config = IdempotencyConfig(
-        event_key_jmespath="run_id",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=state.idempotency_ttl_seconds,
-    )
+    persistence, config = state.idempotency(key="run_id")
 
     @idempotent_function(
         data_keyword_argument="run", persistence_store=persistence, config=config, key_prefix="launch"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
+# The states in which an EMR Serverless job run has ended (the template's JobRunEnded rules match them).
 TERMINAL_STATES = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
-FAILED_STATES = frozenset({"FAILED", "CANCELLED"})
 
 
 class EmrJobRunStateChangeDetail(BaseModel):

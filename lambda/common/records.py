@@ -1,76 +1,110 @@
 """Run records in the state table (one table, key ``pk``, TTL attribute ``expiration``).
 
 Item kinds, by key prefix:
-    run#<run_id>            what was started: dataset, input, output, options, EMR job run id
+    run#<run_id>            what was started: dataset, input, output, options, then the EMR job run id
     jobrun#<job_run_id>     the run id and dataset of an EMR job run (EMR events carry only the job run id)
     claim#<fingerprint>     the run id an API request was given (so a retried request reuses it)
     dataset#<dataset>       drop-to-run debounce state (drop_to_run/store.py)
     <prefix>#<hash>         Powertools idempotency records
+
+A run is recorded before its job run is started (`put_run`), and its job run after (`record_job_run`, one
+transaction with the index), so every job run this service starts has a record; common/tracking.py finds
+the job run of a record whose link was lost.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from common.items import from_item, to_item
 from common.runs import RunSpec
 
 RUN_RECORD_TTL_SECONDS = 400 * 24 * 3600  # a run's status stays queryable for a little over a year
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; turn them into int/float for JSON."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+def _run_key(run_id: str) -> dict[str, str]:
+    return {"pk": f"run#{run_id}"}
 
 
-def put_run(table: Any, run: RunSpec, *, job_run_id: str, application_id: str) -> None:
-    expiration = int(time.time()) + RUN_RECORD_TTL_SECONDS
-    table.put_item(
-        Item={
-            "pk": f"run#{run.run_id}",
-            "run_id": run.run_id,
-            "dataset": run.dataset,
-            "input": run.input_uri,
-            "output": f"{run.output_uri}{run.run_id}/",
-            "options": json.loads(run.options.model_dump_json(exclude_none=True), parse_float=Decimal),
-            "trigger": run.trigger,
-            "requested_by": run.requested_by,
-            "job_run_id": job_run_id,
-            "application_id": application_id,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "expiration": expiration,
-        }
+def _expiration() -> int:
+    return int(time.time()) + RUN_RECORD_TTL_SECONDS
+
+
+def put_run(table: Any, run: RunSpec, *, application_id: str) -> None:
+    """Record a run about to be started; a record already there (a retried start) is kept as it is."""
+    try:
+        table.put_item(
+            Item={
+                **_run_key(run.run_id),
+                "run_id": run.run_id,
+                "dataset": run.dataset,
+                "input": run.input_uri,
+                "output": f"{run.output_uri}{run.run_id}/",
+                "options": to_item(run.options.model_dump(exclude_none=True)),
+                "trigger": run.trigger,
+                "requested_by": run.requested_by,
+                "application_id": application_id,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "expiration": _expiration(),
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != CONDITION_FAILED:
+            raise
+
+
+def record_job_run(table: Any, run_id: str, dataset: str, job_run_id: str) -> None:
+    """The started job run: its id on the run record and the job-run index entry, written as one."""
+    table.meta.client.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": table.name,
+                    "Key": _run_key(run_id),
+                    "UpdateExpression": "SET job_run_id = :job_run_id REMOVE start_error",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": {":job_run_id": job_run_id},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": table.name,
+                    "Item": {
+                        "pk": f"jobrun#{job_run_id}",
+                        "run_id": run_id,
+                        "dataset": dataset,
+                        "expiration": _expiration(),
+                    },
+                }
+            },
+        ]
     )
-    table.put_item(
-        Item={
-            "pk": f"jobrun#{job_run_id}",
-            "run_id": run.run_id,
-            "dataset": run.dataset,
-            "expiration": expiration,
-        }
+
+
+def record_start_error(table: Any, run_id: str, message: str) -> None:
+    """Why EMR refused to start a recorded run (cleared once a retry starts it)."""
+    table.update_item(
+        Key=_run_key(run_id),
+        UpdateExpression="SET start_error = :message",
+        ExpressionAttributeValues={":message": message[:1000]},
     )
 
 
 def get_run(table: Any, run_id: str) -> dict[str, Any] | None:
-    item = table.get_item(Key={"pk": f"run#{run_id}"}, ConsistentRead=True).get("Item")
-    return _plain(item) if item else None
+    item = table.get_item(Key=_run_key(run_id), ConsistentRead=True).get("Item")
+    return from_item(item) if item else None
 
 
 def get_run_of_job_run(table: Any, job_run_id: str) -> dict[str, Any] | None:
     item = table.get_item(Key={"pk": f"jobrun#{job_run_id}"}, ConsistentRead=True).get("Item")
-    return _plain(item) if item else None
+    return from_item(item) if item else None
 
 
 def claim_run_id(
@@ -96,7 +130,7 @@ def claim_run_id(
             )
             return candidate
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if error.response["Error"]["Code"] != CONDITION_FAILED:
                 raise
         item = table.get_item(Key={"pk": f"claim#{fingerprint}"}, ConsistentRead=True).get("Item")
         if item and int(item["expiration"]) >= int(now):

@@ -1,10 +1,13 @@
-"""Runs: ids, dataset names, S3 locations and the job options a run is started with.
+"""Runs: ids, dataset names, S3 locations, and the options a caller may start a run with.
 
 Layout of the data bucket (see docs/control-plane.md):
 
     inbox/<dataset>/...             images dropped by users (and the optional inbox/<dataset>/_START marker)
     runs/<dataset>/<run_id>/...     one run's outputs, as described in docs/outputs.md
     logs/                           EMR Serverless logs (monitoringConfiguration logUri)
+
+The job parses the same options and run ids itself (spark/featurizer/options.py); the two planes cannot
+share code, so tests/unit/test_contract.py proves that they accept the same values.
 """
 
 from __future__ import annotations
@@ -12,23 +15,34 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 INBOX_PREFIX = "inbox/"
 RUNS_PREFIX = "runs/"
 START_MARKER = "_START"
+COMPLETED_FLAG = "_COMPLETED.json"
+FAILED_FLAG = "_FAILED.json"
 
-# A dataset name is one path segment of inbox/<dataset>/; it becomes part of the run id, so it is restricted
-# to characters that are safe in a run id ([A-Za-z0-9._-], see docs/outputs.md) and in an S3 key.
-DATASET_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_RUN_ID_SUFFIX = re.compile(r"^(?P<dataset>.+)-(?P<stamp>\d{8}T\d{6})-(?P<hash>[0-9a-f]{8})$")
+# A dataset name is one path segment of inbox/<dataset>/ and the start of its run ids, so it is restricted
+# to characters that are safe in a run id and in an S3 key. Both patterns are matched whole (fullmatch).
+DATASET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+# Inclusive bounds of the numeric options (docs/outputs.md gives the reasons).
+PCA_K_BOUNDS = (1, 1280)
+FRACTION_BOUNDS = (0.001, 0.999)
+SEED_BOUNDS = (0, 2**31 - 1)
+BATCH_SIZE_BOUNDS = (1, 256)
 
 
 def is_valid_dataset(name: str) -> bool:
-    return bool(DATASET_PATTERN.match(name)) and name not in {".", ".."}
+    return DATASET_PATTERN.fullmatch(name) is not None
+
+
+def is_valid_run_id(run_id: str) -> bool:
+    return RUN_ID_PATTERN.fullmatch(run_id) is not None
 
 
 def make_run_id(dataset: str, at: datetime, salt: str) -> str:
@@ -44,11 +58,6 @@ def make_run_id(dataset: str, at: datetime, salt: str) -> str:
     return f"{dataset}-{stamp}-{digest}"
 
 
-def dataset_of_run_id(run_id: str) -> str | None:
-    match = _RUN_ID_SUFFIX.match(run_id)
-    return match.group("dataset") if match else None
-
-
 def client_token(application_id: str, run_id: str) -> str:
     """EMR Serverless idempotency token for one run (64 characters, the API's maximum).
 
@@ -59,9 +68,10 @@ def client_token(application_id: str, run_id: str) -> str:
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
+    """``(bucket, key)`` of an ``s3://bucket/key`` URI; ValueError for anything else."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
         raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 
@@ -74,42 +84,40 @@ def run_prefix(dataset: str, run_id: str) -> str:
     return f"{RUNS_PREFIX}{dataset}/{run_id}/"
 
 
-class JobOptions(BaseModel):
+def _within(bounds: tuple[float, float]) -> Any:
+    """An optional field bounded by ``bounds`` (inclusive)."""
+    low, high = bounds
+    return Field(default=None, ge=low, le=high)
+
+
+class RunOptions(BaseModel):
     """Options a caller may set; each maps to one job argument of docs/outputs.md. Unset means job default."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     engine: Literal["onnx", "tensorflow"] | None = None
-    pca_k: int | None = Field(default=None, ge=1, le=1280)
-    pca_variance: float | None = Field(default=None, gt=0, lt=1)
+    pca_k: int | None = _within(PCA_K_BOUNDS)
+    pca_variance: float | None = _within(FRACTION_BOUNDS)
     classify_on: Literal["scaled", "pca"] | None = None
-    test_fraction: float | None = Field(default=None, gt=0, lt=1)
-    seed: int | None = Field(default=None, ge=0)
-    batch_size: int | None = Field(default=None, ge=1, le=4096)
+    test_fraction: float | None = _within(FRACTION_BOUNDS)
+    seed: int | None = _within(SEED_BOUNDS)
+    batch_size: int | None = _within(BATCH_SIZE_BOUNDS)
 
     @model_validator(mode="after")
-    def _one_pca_setting(self) -> JobOptions:
+    def _one_pca_setting(self) -> RunOptions:
         if self.pca_k is not None and self.pca_variance is not None:
             raise ValueError("set pca_k or pca_variance, not both")
         return self
 
     def arguments(self) -> list[str]:
-        """The job arguments for the options that are set, in docs/outputs.md order."""
+        """The job arguments for the options that are set, in docs/outputs.md order.
+
+        Numbers are written as Python writes them (``repr`` of a float is its shortest exact form), so the
+        job parses back the very value the caller sent.
+        """
         args: list[str] = []
-        if self.engine is not None:
-            args += ["--engine", self.engine]
-        if self.pca_k is not None:
-            args += ["--pca-k", str(self.pca_k)]
-        if self.pca_variance is not None:
-            args += ["--pca-variance", repr(self.pca_variance)]
-        if self.classify_on is not None:
-            args += ["--classify-on", self.classify_on]
-        if self.test_fraction is not None:
-            args += ["--test-fraction", repr(self.test_fraction)]
-        if self.seed is not None:
-            args += ["--seed", str(self.seed)]
-        if self.batch_size is not None:
-            args += ["--batch-size", str(self.batch_size)]
+        for name, value in self.model_dump(exclude_none=True).items():
+            args += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
         return args
 
 
@@ -118,10 +126,19 @@ class RunSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    run_id: str = Field(pattern=RUN_ID_PATTERN.pattern)
-    dataset: str = Field(pattern=DATASET_PATTERN.pattern)
+    run_id: str
+    dataset: str
     input_uri: str
     output_uri: str
-    options: JobOptions = JobOptions()
+    options: RunOptions = RunOptions()
     trigger: Literal["api", "drop"]
     requested_by: str = ""
+
+    @field_validator("run_id", "dataset")
+    @classmethod
+    def _path_safe(cls, value: str, info: ValidationInfo) -> str:
+        """A run id or dataset name goes into S3 keys and the job's arguments: only the documented form."""
+        valid = is_valid_run_id if info.field_name == "run_id" else is_valid_dataset
+        if not valid(value):
+            raise ValueError(f"invalid {info.field_name} {value!r}")
+        return value

@@ -16,16 +16,17 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, ExceptionInfo
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from common.config import DebounceSettings, JobSettings, StateSettings
 from common.launch import idempotent_launcher
 from common.models import TERMINAL_STATES, EmrJobRunStateChangeEvent
-from pydantic import ValidationError
-
 from drop_to_run.debounce import Action, Upload
-from drop_to_run.events import Ignored, UnrecognisedMessageError, uploads_from_message
+from drop_to_run.events import Ignored, UploadsQueueRecord, uploads_in
 from drop_to_run.service import DropToRun
 from drop_to_run.store import DatasetStore
 
@@ -50,11 +51,18 @@ def publish(subject: str, message: str) -> None:
     sns.publish(TopicArn=DEBOUNCE.topic_arn, Subject=subject[:100], Message=message)
 
 
+# A message that is no upload event fails alone (SQS delivers it again, then dead-letters it); the
+# response lists it with the others, also when every message of the batch fails.
+uploads_processor = BatchProcessor(
+    event_type=EventType.SQS, model=UploadsQueueRecord, raise_on_entire_batch_failure=False, logger=logger
+)
+
 service = DropToRun(
     store=DatasetStore(table, DEBOUNCE.quiet_seconds),
     table=table,
     settings=JOB,
     quiet_seconds=DEBOUNCE.quiet_seconds,
+    emr=emr,
     launch=start_run_once,
     publish=publish,
 )
@@ -63,35 +71,48 @@ service = DropToRun(
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def on_uploads(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def on_uploads(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     idempotency_config.register_lambda_context(context)
-    batch = parse(event=event, model=SqsModel)
-    by_dataset: dict[str, list[Upload]] = defaultdict(list)
-    messages_of: dict[str, set[str]] = defaultdict(set)
-    failures: list[str] = []
+    with uploads_processor(records=event["Records"], handler=uploads_of):
+        parsed = [result for status, result, _ in uploads_processor.process() if status == "success"]
+        for record, error in record_per_dataset(parsed):
+            uploads_processor.failure_handler(record, error)
+    return uploads_processor.response()
+
+
+def uploads_of(record: UploadsQueueRecord) -> tuple[UploadsQueueRecord, list[Upload | Ignored]]:
+    """The objects one message reports (a message that is no upload event fails in the parser)."""
+    return record, uploads_in(record.body)
+
+
+def record_per_dataset(
+    parsed: list[tuple[UploadsQueueRecord, list[Upload | Ignored]]],
+) -> list[tuple[UploadsQueueRecord, ExceptionInfo]]:
+    """One conditional write per dataset for the whole batch; returns each record of a dataset whose write
+    failed, once, with the error, so that SQS delivers it again."""
+    uploads_of_dataset: dict[str, list[Upload]] = defaultdict(list)
+    records_of_dataset: dict[str, dict[str, UploadsQueueRecord]] = defaultdict(dict)
     ignored = 0
-    for record in batch.Records:
-        try:
-            items = uploads_from_message(record.body)
-        except (UnrecognisedMessageError, ValidationError):
-            logger.exception("unrecognised message", extra={"message_id": record.messageId})
-            failures.append(record.messageId)
-            continue
+    for record, items in parsed:
         for item in items:
             if isinstance(item, Ignored):
                 ignored += 1
                 logger.debug("object ignored", extra={"key": item.key, "reason": item.reason})
                 continue
-            by_dataset[item.dataset].append(item)
-            messages_of[item.dataset].add(record.messageId)
+            uploads_of_dataset[item.dataset].append(item)
+            records_of_dataset[item.dataset][record.messageId] = record
     metrics.add_metric(name="UploadEventsIgnored", unit=MetricUnit.Count, value=ignored)
-    for dataset, uploads in by_dataset.items():
+    failed: dict[str, tuple[UploadsQueueRecord, ExceptionInfo]] = {}
+    for dataset, uploads in uploads_of_dataset.items():
         try:
             record_dataset_uploads(dataset, uploads)
-        except Exception:
+        except Exception as exception:
             logger.exception("could not record uploads", extra={"dataset": dataset})
-            failures.extend(messages_of[dataset])
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(set(failures))]}
+            error = (type(exception), exception, None)  # logged once above, not again for every record
+            failed |= {
+                message_id: (record, error) for message_id, record in records_of_dataset[dataset].items()
+            }
+    return list(failed.values())
 
 
 def record_dataset_uploads(dataset: str, uploads: list[Upload]) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from common import records
+
+from common import tracking
 from common.config import JobSettings
 from common.errors import RunStartError
-from common.runs import INBOX_PREFIX, RunSpec, make_run_id, output_uri
-
+from common.runs import INBOX_PREFIX, START_MARKER, RunSpec, make_run_id, output_uri
 from drop_to_run import debounce
 from drop_to_run.debounce import Action, DatasetState, Phase, Upload
 from drop_to_run.store import DatasetStore
@@ -34,6 +34,7 @@ class DropToRun:
     table: Any
     settings: JobSettings
     quiet_seconds: int
+    emr: Any
     launch: Callable[[RunSpec], dict[str, str]]  # idempotent EMR start (key: run_id)
     publish: Callable[[str, str], None]  # (subject, message) to the notification topic
 
@@ -110,13 +111,15 @@ class DropToRun:
             f"Serverless after {state.launch_attempts} attempts.\n\n"
             f"Last error: {state.last_error or 'unknown'}\n\n"
             f"The images are still in s3://{self.settings.data_bucket}/{INBOX_PREFIX}{state.dataset}/. "
-            f"Fix the problem, then upload {INBOX_PREFIX}{state.dataset}/_START to try again.\n"
+            f"Fix the problem, then upload {INBOX_PREFIX}{state.dataset}/{START_MARKER} to try again.\n"
         )
         self.publish(subject, message)
 
     def run_ended(self, job_run_id: str, outcome: str, now: float) -> StartOutcome | None:
         """Release the dataset of a finished drop run, then start its next run if uploads are waiting."""
-        run = records.get_run_of_job_run(self.table, job_run_id)
+        run = tracking.run_of_job_run(
+            job_run_id, emr=self.emr, table=self.table, application_id=self.settings.application_id
+        )
         if run is None:
             logger.info("job run not started by this service", extra={"job_run_id": job_run_id})
             return None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
-from common.errors import StateContentionError
 
+from common.errors import StateContentionError
+from common.items import from_item, to_item
 from drop_to_run.debounce import DatasetState, Phase, next_check_at
 
 DUE_INDEX = "due-index"
@@ -31,39 +31,25 @@ def _key(dataset: str) -> dict[str, str]:
     return {"pk": f"dataset#{dataset}"}
 
 
-def _from_item(dataset: str, item: dict[str, Any] | None) -> DatasetState:
+def _state_of(dataset: str, item: dict[str, Any] | None) -> DatasetState:
     if not item:
         return DatasetState(dataset=dataset)
-    values: dict[str, Any] = {}
-    for name in _FIELDS:
-        if name not in item or name == "dataset":
-            continue
-        value = item[name]
-        if isinstance(value, Decimal):
-            value = int(value) if value == value.to_integral_value() else float(value)
-        values[name] = value
+    values = {name: from_item(item[name]) for name in _FIELDS if name in item and name != "dataset"}
     values["phase"] = Phase(values.get("phase", Phase.IDLE))
     values["history"] = tuple(values.get("history", ()))
     return DatasetState(dataset=dataset, **values)
 
 
-def _to_item(state: DatasetState, quiet_seconds: int) -> dict[str, Any]:
+def _item_of(state: DatasetState, quiet_seconds: int) -> dict[str, Any]:
     item: dict[str, Any] = {"pk": f"dataset#{state.dataset}", "dataset": state.dataset}
     for name in _FIELDS:
         value = getattr(state, name)
-        if value is None or name == "dataset":
-            continue
-        if isinstance(value, float):
-            value = Decimal(repr(value))
-        elif isinstance(value, Phase):
-            value = value.value
-        elif isinstance(value, tuple):
-            value = list(value)
-        item[name] = value
+        if value is not None and name != "dataset":
+            item[name] = to_item(value.value if isinstance(value, Phase) else value)
     due = next_check_at(state, quiet_seconds)
     if due is not None:
         item["sweep"] = DUE
-        item["due_at"] = Decimal(repr(float(due)))
+        item["due_at"] = to_item(float(due))
     item["expiration"] = int(time.time()) + STATE_TTL_SECONDS
     return item
 
@@ -75,12 +61,12 @@ class DatasetStore:
 
     def load(self, dataset: str) -> DatasetState:
         response = self.table.get_item(Key=_key(dataset), ConsistentRead=True)
-        return _from_item(dataset, response.get("Item"))
+        return _state_of(dataset, response.get("Item"))
 
     def save(self, state: DatasetState, expected_version: int) -> DatasetState:
         saved = dataclasses.replace(state, version=expected_version + 1)
         condition = Attr("pk").not_exists() if expected_version == 0 else Attr("version").eq(expected_version)
-        self.table.put_item(Item=_to_item(saved, self.quiet_seconds), ConditionExpression=condition)
+        self.table.put_item(Item=_item_of(saved, self.quiet_seconds), ConditionExpression=condition)
         return saved
 
     def mutate(
@@ -103,7 +89,7 @@ class DatasetStore:
         """Datasets whose next check time has come."""
         kwargs: dict[str, Any] = {
             "IndexName": DUE_INDEX,
-            "KeyConditionExpression": Key("sweep").eq(DUE) & Key("due_at").lte(Decimal(repr(float(now)))),
+            "KeyConditionExpression": Key("sweep").eq(DUE) & Key("due_at").lte(to_item(float(now))),
             "ProjectionExpression": "pk",
         }
         while True:

@@ -15,20 +15,16 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import (
     EventBridgeModel,
     S3EventNotificationEventBridgeModel,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from common.config import JobSettings, StateSettings, env
 from common.models import EmrJobRunStateChangeEvent
-
 from notify.messages import Notice
 from notify.service import Notifier
 
@@ -45,12 +41,7 @@ emr = boto3.client("emr-serverless")
 sns = boto3.client("sns")
 table = boto3.resource("dynamodb").Table(STATE.table_name)
 
-persistence = DynamoDBPersistenceLayer(table_name=STATE.table_name, key_attr="pk")
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="key",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=STATE.idempotency_ttl_seconds,
-)
+persistence, idempotency_config = STATE.idempotency(key="key")
 
 
 @idempotent_function(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.runs import INBOX_PREFIX, START_MARKER, run_prefix, split_s3_uri
+
 CONSOLE = "https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={prefix}"
 CONSOLE_OBJECT = "https://s3.console.aws.amazon.com/s3/object/{bucket}?prefix={key}"
 
@@ -44,9 +46,10 @@ def _percent(value: Any) -> str:
 
 def _report_lines(report: Any) -> list[str]:
     """Where the run's report.html is, and its S3 console page (which opens or downloads it)."""
-    if not isinstance(report, str) or not report.startswith("s3://"):
+    try:
+        bucket, key = split_s3_uri(report)
+    except (TypeError, ValueError, AttributeError):
         return []
-    bucket, _, key = report.removeprefix("s3://").partition("/")
     return [
         f"Report: {report}",
         f"  open it from the S3 console: {CONSOLE_OBJECT.format(bucket=bucket, key=key)}",
@@ -75,8 +78,8 @@ def success_notice(
     accuracy = metrics.get("accuracy", summary.get("accuracy"))
     weighted_f1 = metrics.get("weighted_f1", summary.get("weighted_f1"))
     duration = summary.get("duration_seconds", (timings or {}).get("total_seconds"))
-    output = completed.get("output") or f"s3://{bucket}/runs/{dataset}/{run_id}/"
-    prefix = f"runs/{dataset}/{run_id}/"
+    prefix = run_prefix(dataset, run_id)
+    output = completed.get("output") or f"s3://{bucket}/{prefix}"
     lines = [
         f'Run {run_id} for dataset "{dataset}" finished successfully.',
         "",
@@ -138,12 +141,13 @@ def failure_notice(
             f"  driver output: {log_uri}SPARK_DRIVER/stderr.gz and stdout.gz",
         ]
     if dataset and run_id:
-        lines.append(f"Run folder: s3://{bucket}/runs/{dataset}/{run_id}/")
+        lines.append(f"Run folder: s3://{bucket}/{run_prefix(dataset, run_id)}")
     if input_uri:
         lines += [
             "",
             f"Nothing was deleted: the images are still in {input_uri}",
-            f"To try again, fix the problem and upload inbox/{dataset}/_START (or POST /runs again)."
+            f"To try again, fix the problem and upload {INBOX_PREFIX}{dataset}/{START_MARKER} "
+            "(or POST /runs again)."
             if dataset
             else "To try again, POST /runs again.",
         ]

@@ -9,16 +9,19 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
-from common import records
+
+from common import records, tracking
 from common.config import JobSettings
 from common.outputs import read_run_json
-from common.runs import run_prefix
-
+from common.runs import COMPLETED_FLAG, FAILED_FLAG, RUNS_PREFIX, run_prefix
 from notify.messages import Notice, failure_notice, success_notice
 
 logger = Logger(child=True)
 
-FLAG_KEY = re.compile(r"^runs/(?P<dataset>[^/]+)/(?P<run_id>[^/]+)/(?P<flag>_COMPLETED|_FAILED)\.json$")
+FLAG_KEY = re.compile(
+    rf"{re.escape(RUNS_PREFIX)}(?P<dataset>[^/]+)/(?P<run_id>[^/]+)/"
+    rf"(?P<flag>{re.escape(COMPLETED_FLAG)}|{re.escape(FAILED_FLAG)})"
+)
 
 
 @dataclass
@@ -31,14 +34,14 @@ class Notifier:
 
     def on_flag(self, key: str) -> Notice | None:
         """``runs/<dataset>/<run_id>/_COMPLETED.json`` or ``_FAILED.json`` was written."""
-        match = FLAG_KEY.match(key)
+        match = FLAG_KEY.fullmatch(key)
         if not match:
             logger.info("not a run flag", extra={"key": key})
             return None
         dataset, run_id = match["dataset"], match["run_id"]
         notice = (
             self._success(dataset, run_id)
-            if match["flag"] == "_COMPLETED"
+            if match["flag"] == COMPLETED_FLAG
             else self._failure(dataset=dataset, run_id=run_id)
         )
         if notice is not None:
@@ -47,13 +50,15 @@ class Notifier:
 
     def on_job_state(self, job_run_id: str, state: str, state_details: str | None) -> Notice | None:
         """EMR Serverless reported SUCCESS, FAILED or CANCELLED for a job run."""
-        run = records.get_run_of_job_run(self.table, job_run_id)
+        run = tracking.run_of_job_run(
+            job_run_id, emr=self.emr, table=self.table, application_id=self.settings.application_id
+        )
         dataset = str(run["dataset"]) if run else None
         run_id = str(run["run_id"]) if run else None
         if state == "SUCCESS":
-            if dataset and run_id and self._read_json(f"{run_prefix(dataset, run_id)}_COMPLETED.json"):
+            if dataset and run_id and self._read_json(f"{run_prefix(dataset, run_id)}{COMPLETED_FLAG}"):
                 return None  # the success message comes from the _COMPLETED.json event, with the counts
-            state_details = state_details or "the job ended without writing _COMPLETED.json"
+            state_details = state_details or f"the job ended without writing {COMPLETED_FLAG}"
         notice = self._failure(
             dataset=dataset,
             run_id=run_id,
@@ -67,7 +72,7 @@ class Notifier:
 
     def _success(self, dataset: str, run_id: str) -> Notice | None:
         prefix = run_prefix(dataset, run_id)
-        completed = self._read_json(f"{prefix}_COMPLETED.json")
+        completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
         if completed is None:
             logger.warning("completion flag vanished", extra={"run_id": run_id})
             return None
@@ -91,10 +96,15 @@ class Notifier:
         state_details: str | None = None,
     ) -> Notice:
         run = records.get_run(self.table, run_id) if run_id else None
-        job_run_id = job_run_id or (str(run["job_run_id"]) if run else None)
+        if run is not None and job_run_id is None:
+            job_run_id = tracking.job_run_of(
+                run, emr=self.emr, table=self.table, application_id=self.settings.application_id
+            )
         if job_run_id and not state_details:
             emr_state, state_details = self._emr_state(job_run_id, emr_state)
-        failed = self._read_json(f"{run_prefix(dataset, run_id)}_FAILED.json") if dataset and run_id else None
+        failed = (
+            self._read_json(f"{run_prefix(dataset, run_id)}{FAILED_FLAG}") if dataset and run_id else None
+        )
         return failure_notice(
             bucket=self.settings.data_bucket,
             dataset=dataset,

@@ -1,9 +1,9 @@
 """Read, first step: list the input's files on the executors; the driver opens a few folders only.
 
 Spark's file sources (binaryFile included) list every file on the driver and hold the listing there
-for the whole scan: about 1.3 kB per file in the driver's JVM (a heap histogram at 100,000 images), so
-some 130 GB at 100 million. Here the driver opens folders breadth-first, one request each, until there
-are enough of them to list in parallel; tasks then list the files under them (S3 pages of 1,000 keys,
+for the whole scan, so the driver's memory would grow with the input (docs/performance.md, "Scaling
+without the driver"). Here the driver opens folders breadth-first, one request each, until there are
+enough of them to list in parallel; tasks then list the files under them (S3 pages of 1,000 keys,
 streamed) into a DataFrame that stays on the executors. Nothing per file reaches the driver.
 
 Paths are spelled as Spark spells them (`file:/data/a.jpg`, `s3://bucket/key`), and names under the
@@ -19,13 +19,13 @@ from functools import partial
 from pyspark.sql import DataFrame, SparkSession
 
 from featurizer import storage
+from featurizer.partitioning import TASKS_PER_SLOT
 
 LISTING_SCHEMA = "path string, length long"
 # A folder with more files than this directly in it (one S3 page) is listed by a task, not opened by
 # the driver: the driver's requests grow with the number of folders, never with the number of files.
 PEEK_FILES = 1_000
 MAX_OPEN_DEPTH = 3
-TASKS_PER_SLOT = 2
 
 
 @dataclass(frozen=True)

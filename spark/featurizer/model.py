@@ -3,7 +3,7 @@
 PCA is fitted by `CovariancePCA` (featurizer.pca), which gives Spark ML's own PCAModel in a fraction of
 Spark's time.
 
-The pipeline reads a vector column; `as_model_input` adds it to rows of the persisted `features/` Parquet
+The pipeline reads a vector column; `as_model_input` adds it to rows of the `features/` Parquet a run writes
 (array<float>), so `PipelineModel.load(...).transform(as_model_input(features))` predicts.
 """
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 WEIGHTS_ENV = "FEATURIZER_WEIGHTS"
 """Environment variable that sets the default of `--weights` (an offline machine points it at a .h5 file)."""
 
 ENGINES = ("onnx", "tensorflow")
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FEATURE_COUNT = 1280
+# The control plane states the run-id pattern and these bounds again (lambda/common/runs.py: the planes
+# share no code); tests/unit/test_contract.py proves that both accept the same values. Bounds are
+# inclusive; docs/outputs.md gives their reasons.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+PCA_K_BOUNDS = (1, FEATURE_COUNT)
+FRACTION_BOUNDS = (0.001, 0.999)
+SEED_BOUNDS = (0, 2**31 - 1)
+BATCH_SIZE_BOUNDS = (1, 256)
+
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -42,37 +51,25 @@ class JobOptions:
         return asdict(self)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(kind: type[_N], bounds: tuple[_N, _N]) -> Callable[[str], _N]:
+    """An argparse type: a `kind` number within `bounds` (inclusive); NaN is within no bounds."""
+    low, high = bounds
+    noun = "a whole number" if kind is int else "a number"
 
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun} from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
 
-def _pca_k(text: str) -> int:
-    value = _positive_int(text)
-    if value > FEATURE_COUNT:
-        raise argparse.ArgumentTypeError(
-            f"must be at most {FEATURE_COUNT} (the number of features), got {value}"
-        )
-    return value
-
-
-def _open_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value}")
-    return value
+    return parse
 
 
 def _run_id(text: str) -> str:
-    if not RUN_ID_PATTERN.match(text):
+    if not RUN_ID_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a usable run id: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -141,10 +138,12 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         "engine; when given, --weights is not used and TensorFlow is not needed",
     )
     pca = parser.add_mutually_exclusive_group()
-    pca.add_argument("--pca-k", type=_pca_k, default=None, help="number of PCA components (default 10)")
+    pca.add_argument(
+        "--pca-k", type=_number(int, PCA_K_BOUNDS), default=None, help="number of PCA components (default 10)"
+    )
     pca.add_argument(
         "--pca-variance",
-        type=_open_fraction,
+        type=_number(float, FRACTION_BOUNDS),
         default=None,
         help="choose the smallest k whose components explain this share of the variance, e.g. 0.95",
     )
@@ -156,14 +155,19 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--test-fraction",
-        type=_open_fraction,
+        type=_number(float, FRACTION_BOUNDS),
         default=0.2,
         help="share of each class held out for evaluation, when the input has no "
         "Training/ and Test/ folders (default 0.2)",
     )
-    parser.add_argument("--seed", type=int, default=42, help="seed of the train/test split (default 42)")
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=16, help="images per inference batch (default 16)"
+        "--seed", type=_number(int, SEED_BOUNDS), default=42, help="seed of the train/test split (default 42)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_number(int, BATCH_SIZE_BOUNDS),
+        default=16,
+        help="images per inference batch (default 16)",
     )
     return parser
 

@@ -5,13 +5,12 @@ little and progress moves), and at least two tasks per slot the job may get, so 
 enough pending tasks to scale out, as long as tasks keep `MIN_IMAGES_PER_TASK` images; and a multiple of
 the slots where it can be, so that no wave of tasks ends with idle slots (on a cluster: once all its
 executors are up). The images are dealt by a hash of their id, so tasks get about equal counts whatever
-the folders' sizes. (Spark's own file packing, by bytes with 4 MB of "open cost" per file, made tasks of
-about 30 5-kB images, each paying a round of scheduling, a Python hand-off and an Arrow stream: it ran
-at 0.6x.)
+the folders' sizes, not by Spark's file packing, which sizes tasks by bytes and made tasks of a few
+dozen small images (docs/performance.md, "What the job does, and the measurements behind it").
 
-Each Arrow batch handed to a Python worker holds several inference batches (fewer hand-offs: +6 to
-+12% in `bench/performance.py --tune`). It carries paths, not bytes: the worker reads an inference
-batch's files just before decoding them, so its memory does not grow with the Arrow batch.
+Each Arrow batch handed to a Python worker holds several inference batches, for fewer hand-offs
+(measured with `bench/performance.py --tune`). It carries paths, not bytes: the worker reads an
+inference batch's files just before decoding them, so its memory does not grow with the Arrow batch.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """PCA for the pipeline: Spark ML's own PCAModel, fitted from a covariance that numpy computes.
 
 Spark ML's `PCA.fit` builds the covariance with a rank-one update of the packed 1280 x 1280 matrix for
-every row (6.5 MB of memory walked per image), then takes a full SVD of it in whatever LAPACK the
-driver's JVM finds: Java's own unless the machine has a native one (Spark then logs "Failed to load
-implementation from ... JNILAPACK"), as this project's machines do not: fit's largest cost
-there (`bench/performance.py --pca`; its figures are in docs/performance.md).
+every row, then takes a full SVD of it in whatever LAPACK the driver's JVM finds (Java's own unless the
+machine has a native one): fit's largest cost on machines without one (`bench/performance.py --pca`,
+figures in docs/performance.md).
 
 Here the workers receive their rows as Arrow batches and numpy (with the OpenBLAS its wheel carries)
 computes each partition's row count, mean and centred cross-products in one matrix product; those are

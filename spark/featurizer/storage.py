@@ -211,11 +211,6 @@ def peek_folders(uri: str, max_files: int | None) -> list[str] | None:
     return sorted(names)
 
 
-def list_files(uri: str) -> list[str]:
-    """Every file under a folder (recursively), as URIs in the folder's own form."""
-    return [path for path, _ in iter_sizes(uri)]
-
-
 def list_folders(uri: str) -> list[str]:
     """Names of the immediate sub-folders of a folder (however many files sit beside them)."""
     return peek_folders(uri, max_files=None) or []  # never None without a limit

@@ -12,9 +12,8 @@ import pytest
 
 from featurizer.samples import generate
 from tests.e2e import stack as local_stack
-from tests.e2e.stack import RunningStack, wait_for
+from tests.e2e.stack import RunningStack, job_state, wait_for
 
-TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
 TEST_TIME_LIMIT_SECONDS = 300
 
 
@@ -45,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, weights: Path) -> Iterator[R
 
 
 @pytest.fixture
-def dataset_name() -> str:
+def dataset() -> str:
     return f"e2e{uuid.uuid4().hex[:8]}"
 
 
@@ -62,17 +61,3 @@ def idle_dataset(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) 
     stack.client("emr-serverless").cancel_job_run(applicationId=stack.application_id, jobRunId=run["id"])
     wait_for(lambda: job_state(stack, run["id"]) == "CANCELLED", 60, "the drop run to be cancelled")
     return name
-
-
-def job_state(stack: RunningStack, job_run_id: str) -> str:
-    emr = stack.client("emr-serverless")
-    return str(emr.get_job_run(applicationId=stack.application_id, jobRunId=job_run_id)["jobRun"]["state"])
-
-
-def notification(stack: RunningStack, run_id: str, timeout: float = 90) -> dict[str, str]:
-    found: dict[str, str] = wait_for(
-        lambda: next((m for m in stack.notifications() if run_id in m["Message"]), None),
-        timeout,
-        f"the notification of {run_id}",
-    )
-    return found

@@ -15,10 +15,11 @@ from typing import Any
 
 import boto3
 
-from local.ports import Ports, free_port, is_free
+from local.ports import Ports, is_free
 from local.template import DATA_BUCKET, REGION
+from tests.paths import ROOT
+from tests.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 600  # a fresh checkout builds the packed environment first
 STOP_TIMEOUT_SECONDS = 90
 QUIET_SECONDS = 10  # the debounce the e2e stack runs with
@@ -154,3 +155,17 @@ def wait_for(condition: Any, timeout: float, what: str, every: float = 1.0) -> A
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def job_state(stack: RunningStack, job_run_id: str) -> str:
+    emr = stack.client("emr-serverless")
+    return str(emr.get_job_run(applicationId=stack.application_id, jobRunId=job_run_id)["jobRun"]["state"])
+
+
+def notification(stack: RunningStack, run_id: str, timeout: float = 90) -> dict[str, str]:
+    found: dict[str, str] = wait_for(
+        lambda: next((m for m in stack.notifications() if run_id in m["Message"]), None),
+        timeout,
+        f"the notification of {run_id}",
+    )
+    return found

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from local.template import ARTIFACTS_BUCKET, DATA_BUCKET
-from tests.e2e.conftest import notification
-from tests.e2e.stack import RunningStack, wait_for
+from tests.e2e.stack import RunningStack, notification, wait_for
 
 MODEL_KEY = "models/featurizer-model.onnx"  # template.yaml's ModelKey default
 

@@ -8,43 +8,43 @@ import uuid
 from pathlib import Path
 
 from featurizer.samples import generate
+from local.jobs import TERMINAL
 from local.template import ACCOUNT, DATA_BUCKET, REGION
-from tests.e2e.conftest import TERMINAL, job_state, notification
-from tests.e2e.stack import QUIET_SECONDS, SWEEP_SECONDS, RunningStack, wait_for
+from tests.e2e.stack import QUIET_SECONDS, SWEEP_SECONDS, RunningStack, job_state, notification, wait_for
 
 
 def test_a_drop_of_a_few_hundred_images_starts_one_run_that_completes_and_notifies(
-    stack: RunningStack, dataset_name: str, tmp_path: Path
+    stack: RunningStack, dataset: str, tmp_path: Path
 ) -> None:
-    samples = generate(tmp_path / dataset_name, per_class=60, seed=7, defects=True)
-    uploaded = stack.upload(samples.root, dataset_name)
+    samples = generate(tmp_path / dataset, per_class=60, seed=7, defects=True)
+    uploaded = stack.upload(samples.root, dataset)
 
-    (run,) = wait_for(lambda: stack.job_runs(dataset_name), 60, "the run the drop starts")
+    (run,) = wait_for(lambda: stack.job_runs(dataset), 60, "the run the drop starts")
     wait_for(lambda: job_state(stack, run["id"]) in TERMINAL, 240, "the run to end", every=2)
 
     assert job_state(stack, run["id"]) == "SUCCESS"
-    assert len(stack.job_runs(dataset_name)) == 1
+    assert len(stack.job_runs(dataset)) == 1
     message = notification(stack, run["name"])
     found = samples.images
     featurized = samples.images - samples.defective
-    assert message["Subject"] == f"Featurizer run succeeded: {dataset_name} ({featurized} images)"
+    assert message["Subject"] == f"Featurizer run succeeded: {dataset} ({featurized} images)"
     assert f"Images found:       {found}\n" in message["Message"]
     assert f"Images featurized:  {featurized}\n" in message["Message"]
     assert f"Images rejected:    {samples.defective} " in message["Message"]
     assert uploaded == found + samples.other_files
     flag = stack.client("s3").get_object(
-        Bucket=DATA_BUCKET, Key=f"runs/{dataset_name}/{run['name']}/_COMPLETED.json"
+        Bucket=DATA_BUCKET, Key=f"runs/{dataset}/{run['name']}/_COMPLETED.json"
     )
     assert json.loads(flag["Body"].read())["summary"]["images_featurized"] == featurized
 
 
-def test_duplicate_s3_events_start_one_run(stack: RunningStack, dataset_name: str, tmp_path: Path) -> None:
-    samples = generate(tmp_path / dataset_name, per_class=6, seed=5, defects=False)
-    stack.upload(samples.root, dataset_name)
-    stack.upload(samples.root, dataset_name)  # every object created twice: two events each
+def test_duplicate_s3_events_start_one_run(stack: RunningStack, dataset: str, tmp_path: Path) -> None:
+    samples = generate(tmp_path / dataset, per_class=6, seed=5, defects=False)
+    stack.upload(samples.root, dataset)
+    stack.upload(samples.root, dataset)  # every object created twice: two events each
     s3, sqs = stack.client("s3"), stack.client("sqs")
     queue = sqs.get_queue_url(QueueName="UploadsQueue")["QueueUrl"]
-    listed = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=f"inbox/{dataset_name}/")["Contents"]
+    listed = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=f"inbox/{dataset}/")["Contents"]
     events = [object_created(item["Key"], item["ETag"].strip('"'), item["Size"]) for item in listed]
 
     def deliver_again() -> None:  # the same events again (at-least-once delivery), not new uploads
@@ -53,12 +53,12 @@ def test_duplicate_s3_events_start_one_run(stack: RunningStack, dataset_name: st
                 sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
 
     deliver_again()
-    (run,) = wait_for(lambda: stack.job_runs(dataset_name), 60, "the run the drop starts")
+    (run,) = wait_for(lambda: stack.job_runs(dataset), 60, "the run the drop starts")
     deliver_again()  # late duplicates of objects the run already reads
     time.sleep(QUIET_SECONDS + 4 * SWEEP_SECONDS)  # past the quiet period and several sweeps
     wait_for(lambda: job_state(stack, run["id"]) == "SUCCESS", 240, "the run to finish")
     time.sleep(2 * SWEEP_SECONDS)  # sweeps after the run: the objects it read start nothing new
-    assert [r["id"] for r in stack.job_runs(dataset_name)] == [run["id"]]
+    assert [r["id"] for r in stack.job_runs(dataset)] == [run["id"]]
 
 
 def object_created(key: str, etag: str, size: int) -> dict[str, object]:

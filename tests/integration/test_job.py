@@ -18,16 +18,18 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from featurizer import job
-from featurizer.job import COMPLETED_FLAG, FAILED_FLAG, RunFailed, execute, main, prepare
+from featurizer.failures import FAILED_FLAG
+from featurizer.job import RunFailed, execute, main, prepare
+from featurizer.manifest import COMPLETED_FLAG
 from featurizer.model import as_model_input
 from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.progress import Progress
 from featurizer.samples import generate
 from tests.conftest import WITH_TOP
 from tests.images import bad_files
+from tests.paths import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-IMAGES_FOUND, REJECTED, FILES_FOUND = 75, 6, 77  # see the `dataset` fixture
+IMAGES_FOUND, REJECTED, FILES_FOUND = 75, 6, 77  # see the `sample_images` fixture
 
 
 def run(spark: SparkSession, input_dir: Path, output: Path, run_id: str, weights: Path, **options) -> dict:
@@ -40,7 +42,7 @@ def read_json(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def submitted_run(dataset: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def submitted_run(sample_images: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The entry point EMR Serverless runs, through spark-submit, with the tensorflow engine."""
     output = tmp_path_factory.mktemp("submitted")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, WEIGHTS_ENV: str(weights)}
@@ -50,9 +52,9 @@ def submitted_run(dataset: Path, weights: Path, tmp_path_factory: pytest.TempPat
             str(spark_submit),
             "--master",
             "local[2]",
-            str(REPO / "spark" / "main.py"),
+            str(ROOT / "spark" / "main.py"),
             "--input",
-            str(dataset),
+            str(sample_images),
             "--output",
             str(output),
             "--run-id",
@@ -91,7 +93,9 @@ def test_manifest_counts_match_every_output(spark: SparkSession, onnx_run: Path)
     assert counts["train_images"] + counts["test_images"] == featurized - 1
 
 
-def test_features_have_the_documented_schema(spark: SparkSession, onnx_run: Path, dataset: Path) -> None:
+def test_features_have_the_documented_schema(
+    spark: SparkSession, onnx_run: Path, sample_images: Path
+) -> None:
     features = spark.read.parquet(str(onnx_run / "features"))
 
     assert [(f.name, f.dataType.simpleString()) for f in features.schema] == [
@@ -192,7 +196,11 @@ def test_spark_submit_with_tensorflow_gives_the_same_ids_and_features(
 
 
 def test_failed_run_has_no_completion_flag_and_rerunning_its_id_replaces_it(
-    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    spark: SparkSession,
+    sample_images: Path,
+    weights: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     one_class = tmp_path / "in put %+#é"  # roots with characters URIs escape, input and output alike
     generate(one_class, per_class=4, defects=False)
@@ -212,7 +220,7 @@ def test_failed_run_has_no_completion_flag_and_rerunning_its_id_replaces_it(
     assert not (run_dir / COMPLETED_FLAG).exists()
     assert spark.read.parquet(str(run_dir / "features")).count() == 20  # work done so far is kept
 
-    run(spark, dataset, runs, "r", weights, pca_k=None, pca_variance=0.9, classify_on="pca")
+    run(spark, sample_images, runs, "r", weights, pca_k=None, pca_variance=0.9, classify_on="pca")
 
     assert not (run_dir / FAILED_FLAG).exists() and (run_dir / COMPLETED_FLAG).exists()
     k = read_json(run_dir / "metrics.json")["pca"]["k"]
@@ -221,14 +229,14 @@ def test_failed_run_has_no_completion_flag_and_rerunning_its_id_replaces_it(
 
 
 def test_unusable_weights_stop_before_spark_and_keep_earlier_outputs(
-    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sample_images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     earlier = tmp_path / "runs" / "r" / COMPLETED_FLAG
     earlier.parent.mkdir(parents=True)
     earlier.write_text("{}")
     argv = [
         "--input",
-        str(dataset),
+        str(sample_images),
         "--output",
         str(tmp_path / "runs"),
         "--run-id",
@@ -263,7 +271,7 @@ def test_s3_on_local_spark_without_the_connector_says_how_to_get_it(
 
 
 def test_outputs_that_disagree_fail_the_run_instead_of_completing_it(
-    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, sample_images: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_csv = job.write_single_csv
 
@@ -274,7 +282,7 @@ def test_outputs_that_disagree_fail_the_run_instead_of_completing_it(
     monkeypatch.setattr(job, "write_single_csv", losing_rows)
 
     with pytest.raises(RunFailed, match="outputs disagree"):
-        run(spark, dataset, tmp_path, "r", weights)
+        run(spark, sample_images, tmp_path, "r", weights)
 
     assert read_json(tmp_path / "r" / FAILED_FLAG)["error"] == "OutputMismatch"
     assert not (tmp_path / "r" / COMPLETED_FLAG).exists()
@@ -282,7 +290,7 @@ def test_outputs_that_disagree_fail_the_run_instead_of_completing_it(
 
 
 def test_a_model_that_cannot_be_saved_fails_the_run_in_write_and_keeps_the_rest(
-    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, sample_images: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class FullDisk:  # the model is saved in the background while evaluate and the projection run
         def overwrite(self) -> FullDisk:
@@ -294,7 +302,7 @@ def test_a_model_that_cannot_be_saved_fails_the_run_in_write_and_keeps_the_rest(
     monkeypatch.setattr(PipelineModel, "write", lambda self: FullDisk())
 
     with pytest.raises(RunFailed, match="no space left on device"):
-        run(spark, dataset, tmp_path, "r", weights)
+        run(spark, sample_images, tmp_path, "r", weights)
 
     failed = read_json(tmp_path / "r" / FAILED_FLAG)
     assert (failed["stage"], failed["error"]) == ("write", "OSError")
@@ -304,7 +312,7 @@ def test_a_model_that_cannot_be_saved_fails_the_run_in_write_and_keeps_the_rest(
 
 
 def test_evaluate_failing_while_the_model_saves_fails_the_run_in_evaluate_with_the_model_saved(
-    spark: SparkSession, dataset: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, sample_images: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object) -> dict:
         raise RuntimeError("evaluation broke")
@@ -312,7 +320,7 @@ def test_evaluate_failing_while_the_model_saves_fails_the_run_in_evaluate_with_t
     monkeypatch.setattr(job, "evaluate", broken)
 
     with pytest.raises(RunFailed, match="evaluation broke"):
-        run(spark, dataset, tmp_path, "r", weights)
+        run(spark, sample_images, tmp_path, "r", weights)
 
     failed = read_json(tmp_path / "r" / FAILED_FLAG)
     assert (failed["stage"], failed["error"]) == ("evaluate", "RuntimeError")
@@ -346,11 +354,11 @@ def test_an_input_without_images_changes_nothing(
 
 
 def test_weights_of_another_model_stop_the_tensorflow_engine_before_spark(
-    dataset: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sample_images: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = [
         "--input",
-        str(dataset),
+        str(sample_images),
         "--output",
         str(tmp_path),
         "--engine",

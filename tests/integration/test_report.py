@@ -1,4 +1,5 @@
-"""report.html of a real run: its numbers are those of the run's files, and headless Chromium renders it."""
+"""report.html of a real run: its numbers are those of the run's files, and headless Chromium renders it;
+the scatter plot's sample, drawn by Spark."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ import json
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
+from pyspark.sql import SparkSession
 
 from featurizer.cli import main as cli
-from featurizer.job import COMPLETED_FLAG
-from featurizer.report import REPORT_NAME, SECTIONS
+from featurizer.manifest import COMPLETED_FLAG
+from featurizer.report import REPORT_NAME, SECTIONS, pca_sample
 from tests.report_page import SVG, confusion_cells, parse, recall_bars, rows, section, summary
 
 WINDOW = (1280, 2000)
@@ -127,3 +130,20 @@ def test_scale_from_this_run_alone_asks_for_another_size(
 ) -> None:
     assert cli(["scale", str(onnx_run)]) == 2
     assert "at least two runs of different sizes are needed" in capsys.readouterr().err
+
+
+def test_the_sample_is_capped_seeded_and_covers_every_class(spark: SparkSession) -> None:
+    # Rows stored class by class (as pca/ is when written in path order): a cut at the end would drop the
+    # last classes; the cap must be per class.
+    pca = spark.createDataFrame(
+        [(f"c{i // 100:03d}", float(i), float(-i)) for i in range(13_000)] + [(None, 0.0, 0.0)] * 50,
+        "label string, pca_1 double, pca_2 double",
+    ).coalesce(1)
+
+    sample = pca_sample(pca, max_points=1300, seed=7)
+
+    per_class = Counter(label for label, _, _ in sample)
+    assert set(per_class) == {f"c{i:03d}" for i in range(130)}
+    assert max(per_class.values()) <= 10 and len(sample) <= 1300
+    assert all(y == -x for _, x, y in sample)
+    assert pca_sample(pca, max_points=1300, seed=7) == sample

@@ -4,69 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 from pyspark.sql import SparkSession
 
-from featurizer import listing, storage
+from featurizer import listing
 from featurizer.fetch import GONE, read_batches
-from featurizer.job import COMPLETED_FLAG, execute, prepare
+from featurizer.job import execute, prepare
 from featurizer.listing import list_input
+from featurizer.manifest import COMPLETED_FLAG
 from featurizer.options import JobOptions
 from featurizer.progress import Progress
-from featurizer.session import s3a_jars
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3(spark: SparkSession) -> Iterator[object]:
-    if not s3a_jars():
-        pytest.fail("the S3A jars are missing: run `make s3a` (python packaging/s3a_jars.py)")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    variables = {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    # The Python workers list and read S3 themselves. This session's workers were started before the
-    # server: Spark starts workers with the new environment (`featurizer run` sets it before Spark).
-    workers = spark.sparkContext.environment
-    saved = dict(workers)
-    workers.update(variables)
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in variables.items():
-            env.setenv(key, value)
-        for key, value in {
-            "fs.s3a.endpoint": endpoint,
-            "fs.s3a.path.style.access": "true",
-            "fs.s3a.connection.ssl.enabled": "false",
-            "fs.s3a.access.key": "testing",
-            "fs.s3a.secret.key": "testing",
-        }.items():
-            hadoop.set(key, value)
-        storage.s3_client.cache_clear()
-        client = boto3.client("s3", endpoint_url=endpoint)
-        yield client
-        storage.s3_client.cache_clear()
-    workers.clear()
-    workers.update(saved)
-    server.stop()
 
 
 def upload(client, folder: Path, bucket: str, prefix: str) -> None:
@@ -76,11 +26,11 @@ def upload(client, folder: Path, bucket: str, prefix: str) -> None:
 
 
 def test_a_run_from_s3_to_s3_completes_with_every_output(
-    spark: SparkSession, s3, dataset: Path, weights: Path
+    spark: SparkSession, s3, sample_images: Path, weights: Path
 ) -> None:
     s3.create_bucket(Bucket="data")
     s3.create_bucket(Bucket="artifacts")
-    upload(s3, dataset, "data", "inbox/fruits/")
+    upload(s3, sample_images, "data", "inbox/fruits/")
     s3.upload_file(str(weights), "artifacts", "models/mobilenet_v2_no_top.h5")
     options = JobOptions(
         input="s3://data/inbox/fruits/",

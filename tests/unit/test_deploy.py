@@ -10,8 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("deploy", REPO / "packaging" / "deploy.py")
+from tests.paths import ROOT
+
+spec = importlib.util.spec_from_file_location("deploy", ROOT / "packaging" / "deploy.py")
 deploy = sys.modules["deploy"] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
 spec.loader.exec_module(deploy)
 

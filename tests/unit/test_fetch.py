@@ -1,10 +1,9 @@
+"""featurizer.fetch: image bytes read in batches, with a reason for a file gone since the listing."""
+
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
 
-from featurizer.engines import EngineSpec
-from featurizer.featurize import featurize
 from featurizer.fetch import GONE, read_batches
 from featurizer.storage import StorageError
 
@@ -35,19 +34,3 @@ def test_a_file_that_cannot_be_read_fails_the_task_instead_of_being_rejected(tmp
 
 def test_no_path_no_batch() -> None:
     assert list(read_batches([], 16)) == []
-
-
-def test_an_image_deleted_after_the_listing_becomes_a_rejected_row(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    images = spark.createDataFrame(
-        [("id", f"file:{tmp_path}/Banana/gone.jpg", "Banana", "train")],
-        "image_id string, path string, label string, split string",
-    )
-    sc = spark.sparkContext
-    processed, through_model = sc.accumulator(0), sc.accumulator(0)
-
-    (row,) = featurize(images, EngineSpec("onnx", "unused.onnx"), 16, processed, through_model).collect()
-
-    assert (row["features"], row["error"]) == (None, GONE)
-    assert (processed.value, through_model.value) == (1, 0)

@@ -6,15 +6,13 @@ The page is XHTML, so the tests read it with an XML parser; inline SVG plots are
 from __future__ import annotations
 
 import re
-from collections import Counter
 from typing import Any
 
 import numpy as np
 import pytest
-from pyspark.sql import SparkSession
 
 from featurizer.evaluate import classification_metrics
-from featurizer.report import SECTIONS, ReportInputs, pca_sample, render
+from featurizer.report import SECTIONS, ReportInputs, render
 from tests.report_page import SVG, confusion_cells, parse, recall_bars, rows, section, summary, text
 
 STAGES = {
@@ -195,20 +193,3 @@ def test_every_plot_is_a_sized_svg_with_content(inputs: ReportInputs) -> None:
         assert float(plot.get("width", "0")) > 100 and float(plot.get("height", "0")) > 50
         assert len(list(plot.iter())) > 10
         assert re.fullmatch(r"0 0 \d+ \d+", plot.get("viewBox", ""))
-
-
-def test_the_sample_is_capped_seeded_and_covers_every_class(spark: SparkSession) -> None:
-    # Rows stored class by class (as pca/ is when written in path order): a cut at the end would drop the
-    # last classes; the cap must be per class.
-    pca = spark.createDataFrame(
-        [(f"c{i // 100:03d}", float(i), float(-i)) for i in range(13_000)] + [(None, 0.0, 0.0)] * 50,
-        "label string, pca_1 double, pca_2 double",
-    ).coalesce(1)
-
-    sample = pca_sample(pca, max_points=1300, seed=7)
-
-    per_class = Counter(label for label, _, _ in sample)
-    assert set(per_class) == {f"c{i:03d}" for i in range(130)}
-    assert max(per_class.values()) <= 10 and len(sample) <= 1300
-    assert all(y == -x for _, x, y in sample)
-    assert pca_sample(pca, max_points=1300, seed=7) == sample

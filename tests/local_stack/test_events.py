@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from local import eventbridge
 from local.api import http_api_event
-from local.jobs import JobRun
 from local.template import ACCOUNT, DATA_BUCKET
-
-EVENTS = Path(__file__).resolve().parents[1] / "events"
+from tests.local_stack.job_runs import a_job_run
+from tests.paths import EVENTS_DIR
 
 
 def fixture(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
     return loaded
 
 
@@ -28,19 +26,7 @@ def keys(event: dict[str, Any], *path: str) -> set[str]:
 
 def test_the_emr_job_run_state_change_has_the_keys_of_the_real_one() -> None:
     real = fixture("emr_job_run_state_change_failed.json")
-    run = JobRun(
-        application_id="00f1localstack01",
-        arn="arn:aws:emr-serverless:us-east-1:123456789012:/applications/00f1localstack01/jobruns/00fjob",
-        job_run_id="00fjob",
-        name="fruits-20261124T100000Z",
-        client_token="token",
-        execution_role="arn:aws:iam::123456789012:role/featurizer-JobRuntimeRole",
-        release_label="emr-7.10.0",
-        job_driver={},
-        configuration_overrides={},
-        tags={},
-        execution_timeout_minutes=720,
-        created_by="arn:aws:sts::123456789012:assumed-role/local-stack/featurizer",
+    run = a_job_run(
         state="FAILED",
         state_details="Job failed, please check complete logs in configured logging destination.",
     )

@@ -32,9 +32,10 @@ def test_uploads_flow_through_the_template_rule_and_queue(
     eventbridge.put_rule(Name=rule_name, EventPattern=json.dumps(pattern), State="ENABLED")
     eventbridge.put_targets(Rule=rule_name, Targets=[{"Id": "uploads-queue", "Arn": queue_arn}])
     s3 = local_aws.client("s3")
+    notifications = local_aws.template["Resources"]["DataBucket"]["Properties"]["NotificationConfiguration"]
+    assert notifications["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
     s3.put_bucket_notification_configuration(
-        Bucket="featurizer-data",
-        NotificationConfiguration={"EventBridgeConfiguration": {}},
+        Bucket="featurizer-data", NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
     try:
         for i in range(25):

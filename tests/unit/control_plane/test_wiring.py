@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.control_plane.conftest import ROOT, function_environment, functions, load_template
+from local.template import function_environment, functions, load_template
+from tests.paths import ROOT
 
 IMPORT = (
     "import importlib, sys; sys.path.insert(0, sys.argv[1]); "

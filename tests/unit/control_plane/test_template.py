@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
+
 TEMPLATE = ROOT / "template.yaml"
 LINT_ENV = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
 
@@ -21,7 +22,7 @@ def sam_command() -> list[str]:
     """The SAM CLI: $SAM_CLI, else `sam` on PATH or beside this interpreter, else `python -m samcli`.
 
     aws-sam-cli pins an older boto3 than the job, so it usually lives in a virtualenv of its own
-    (tests/control_plane/requirements-sam.txt); point SAM_CLI at that venv's bin/sam.
+    (packaging/requirements-sam.txt); point SAM_CLI at that venv's bin/sam.
     """
     if os.environ.get("SAM_CLI"):
         return [os.environ["SAM_CLI"]]
@@ -36,7 +37,7 @@ def sam_command() -> list[str]:
     except ImportError:
         pytest.fail(
             "the SAM CLI is not installed: `python3 -m venv /opt/sam && /opt/sam/bin/pip install -r "
-            "tests/control_plane/requirements-sam.txt`, then set SAM_CLI=/opt/sam/bin/sam"
+            "packaging/requirements-sam.txt`, then set SAM_CLI=/opt/sam/bin/sam"
         )
     return [sys.executable, "-m", "samcli"]
 
@@ -104,18 +105,26 @@ def test_no_allow_statement_has_a_wildcard_action_or_resource(local_aws: Any) ->
             assert resource != "*", f"{name}: Resource '*'"
 
 
-def test_buckets_are_versioned_encrypted_private_and_tls_only(local_aws: Any) -> None:
+def test_every_bucket_is_versioned_encrypted_private_and_tls_only(local_aws: Any) -> None:
     resources = local_aws.template["Resources"]
-    for bucket in ("DataBucket", "ArtifactsBucket"):
+    buckets = [name for name, r in resources.items() if r["Type"] == "AWS::S3::Bucket"]
+    policies = {
+        r["Properties"]["Bucket"]["Ref"]: r["Properties"]["PolicyDocument"]["Statement"]
+        for r in resources.values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+    }
+    assert buckets
+    for bucket in buckets:
         props = resources[bucket]["Properties"]
-        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-        assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
-        policy = resources[f"{bucket}Policy"]["Properties"]["PolicyDocument"]["Statement"][0]
-        assert policy["Effect"] == "Deny"
-        assert policy["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    data = resources["DataBucket"]["Properties"]
-    assert data["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}, bucket
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"], bucket
+        assert set(props["PublicAccessBlockConfiguration"].values()) == {True}, bucket
+        assert any(
+            s["Effect"] == "Deny"
+            and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            and s["Resource"] == [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Sub": f"${{{bucket}.Arn}}/*"}]
+            for s in policies.get(bucket, [])
+        ), f"{bucket} has no TLS-only policy over the bucket and its objects"
 
 
 def test_every_rule_and_async_function_has_a_dead_letter_queue(local_aws: Any) -> None:
@@ -131,21 +140,36 @@ def test_every_rule_and_async_function_has_a_dead_letter_queue(local_aws: Any) -
                 assert "DeadLetterQueue" in resource["Properties"], name
 
 
-def test_emr_application_and_api(local_aws: Any) -> None:
-    template = local_aws.template
-    app = template["Resources"]["EmrApplication"]["Properties"]
-    assert app["AutoStartConfiguration"] == {"Enabled": True}
-    assert app["AutoStopConfiguration"]["Enabled"] is True
-    assert set(app["MaximumCapacity"]) == {"Cpu", "Memory", "Disk"}
-    assert template["Parameters"]["ReleaseLabel"]["Default"].startswith("emr-7.")
-    api = template["Resources"]["HttpApi"]["Properties"]["Auth"]
-    assert api["DefaultAuthorizer"] == "AWS_IAM"
-    table = template["Resources"]["StateTable"]["Properties"]
-    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
-    assert set(template["Outputs"]) >= {
-        "ApiUrl",
-        "DataBucketName",
-        "ArtifactsBucketName",
-        "EmrApplicationId",
-        "RunReportsTopicArn",
-    }
+def test_every_route_of_the_api_is_signed_with_iam(local_aws: Any) -> None:
+    resources = local_aws.template["Resources"]
+    apis = {name for name, r in resources.items() if r["Type"] == "AWS::Serverless::HttpApi"}
+    routes = [
+        event["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Serverless::Function"
+        for event in r["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    ]
+    assert len(routes) == 3
+    for api in apis:
+        assert resources[api]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    for route in routes:
+        assert route["ApiId"]["Ref"] in apis, route
+        assert "Auth" not in route, f"{route['Method']} {route['Path']} overrides the IAM authorizer"
+
+
+def test_the_emr_end_rules_match_exactly_the_states_the_handlers_treat_as_ended(local_aws: Any) -> None:
+    from common.models import TERMINAL_STATES
+    from local.jobs import TERMINAL
+
+    patterns = [
+        event["Properties"]["Pattern"]
+        for r in local_aws.template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+        for event in r["Properties"].get("Events", {}).values()
+        if event["Type"] == "EventBridgeRule"
+        and "aws.emr-serverless" in event["Properties"]["Pattern"]["source"]
+    ]
+    assert len(patterns) == 2  # RunEndedFunction and NotifyFunction
+    for pattern in patterns:
+        assert set(pattern["detail"]["state"]) == TERMINAL_STATES == TERMINAL

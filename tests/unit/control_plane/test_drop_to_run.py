@@ -1,7 +1,8 @@
 """Drop-to-run handlers fed SQS batches of S3 events, schedule ticks and EMR state changes, against local AWS.
 
-QUIET_SECONDS is the template default (120 s). Times come from the events, so the tests move time forward by
-sending later events, as AWS would, instead of sleeping.
+QUIET_SECONDS is the template's default, and batches are as large as its uploads event source makes them.
+Times come from the events, so the tests move time forward by sending later events, as AWS would, instead of
+sleeping.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from local.template import load_template
+
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 T0 = 1795514400.0  # 2026-11-24T10:00:00Z
-QUIET = 120
-BATCH = 1000  # the uploads queue's event source BatchSize in template.yaml
+TEMPLATE = load_template()
+QUIET = int(TEMPLATE["Parameters"]["QuietSeconds"]["Default"])
+BATCH = int(TEMPLATE["Resources"]["UploadsEventSource"]["Properties"]["BatchSize"])
 
 
 def deliver(handlers: dict[str, Any], events: Any, context: Any, bodies: list[str]) -> None:
@@ -31,13 +35,6 @@ def tick(handlers: dict[str, Any], events: Any, context: Any, at: float, dataset
     result: dict[str, Any] = handlers["SweepFunction"](events.scheduled(at), context)
     assert result["errors"] == []
     return [run_id for run_id in result["started"] if run_id.startswith(f"{dataset}-")]
-
-
-def test_template_batch_size_is_the_one_the_tests_use(local_aws: Any) -> None:
-    mapping = local_aws.template["Resources"]["UploadsEventSource"]["Properties"]
-    assert mapping["BatchSize"] == BATCH
-    quiet = local_aws.template["Parameters"]["QuietSeconds"]["Default"]
-    assert quiet == QUIET
 
 
 def test_ten_thousand_object_created_events_start_exactly_one_run(
@@ -127,10 +124,10 @@ def test_s3_notification_records_with_url_encoded_keys(
     local_aws: Any, handlers: dict[str, Any], events: Any, context: Any
 ) -> None:
     """tests/events/sqs_s3_notification_records.json as delivered: S3 -> SQS records, keys URL-encoded."""
-    from drop_to_run.events import uploads_from_message
+    from drop_to_run.events import UploadsQueueRecord, uploads_in
 
     event = events.load("sqs_s3_notification_records.json")
-    uploads = uploads_from_message(event["Records"][0]["body"])
+    uploads = uploads_in(UploadsQueueRecord.model_validate(event["Records"][0]).body)
     assert [u.key for u in uploads] == [
         "inbox/flowers/Test/Red Rose/red flower (1).jpg",
         "inbox/flowers/_START",
@@ -165,10 +162,16 @@ def test_objects_outside_dataset_folders_are_ignored(
 ) -> None:
     bodies = [
         json.dumps(events.s3_object_created(key, T0))
-        for key in ("inbox/loose-file.jpg", "inbox/has space/x.jpg", "inbox/folder-only/", "runs/x/y.json")
+        for key in (
+            "inbox/loose-file.jpg",
+            "inbox/has space/x.jpg",
+            "inbox/newline\n/x.jpg",
+            "inbox/folder-only/",
+            "runs/x/y.json",
+        )
     ]
     deliver(handlers, events, context, bodies)
-    for name in ("loose-file.jpg", "has space", "folder-only", "x"):
+    for name in ("loose-file.jpg", "has space", "newline\n", "newline", "folder-only", "x"):
         assert tick(handlers, events, context, T0 + 3600, name) == []
         item = local_aws.client("dynamodb").get_item(
             TableName=local_aws.table_name, Key={"pk": {"S": f"dataset#{name}"}}
@@ -209,3 +212,35 @@ def test_a_run_emr_refuses_is_retried_then_reported(
     assert "ValidationException" in messages[0]["Message"]
     assert f"upload inbox/{dataset}/_START to try again" in messages[0]["Message"]
     assert local_aws.job_runs(dataset) == []
+
+
+def test_a_dataset_whose_state_cannot_be_written_fails_only_its_own_messages(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from drop_to_run import app
+
+    broken, healthy = f"{dataset}-a", f"{dataset}-b"
+    record = app.service.record
+
+    def contended(name: str, uploads: list[Any]) -> Any:
+        if name == broken:
+            raise ConnectionError("DynamoDB is unavailable")
+        return record(name, uploads)
+
+    monkeypatch.setattr(app.service, "record", contended)
+    keys = [f"inbox/{broken}/Banana/1.jpg", f"inbox/{broken}/Banana/2.jpg", f"inbox/{healthy}/Kiwi/1.jpg"]
+    batch = events.sqs([json.dumps(events.s3_object_created(key, T0)) for key in keys])
+
+    response = handlers["UploadsFunction"](batch, context)
+
+    failed = [r["messageId"] for r in batch["Records"][:2]]
+    assert response == {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    item = local_aws.client("dynamodb").get_item(
+        TableName=local_aws.table_name, Key={"pk": {"S": f"dataset#{healthy}"}}, ConsistentRead=True
+    )
+    assert item["Item"]["pending"] == {"BOOL": True}

@@ -1,4 +1,5 @@
-"""A failure inside a Spark worker reaches the user as one readable line, not a Java stack trace."""
+"""The featurize pass on local Spark: a file gone since the listing is a rejected row, and a failure in a
+Python worker reaches the user as one readable line, not a Java stack trace."""
 
 from pathlib import Path
 
@@ -7,9 +8,26 @@ import pytest
 from pyspark.sql import SparkSession
 
 from featurizer.engines import EngineSpec
+from featurizer.failures import error_summary
 from featurizer.featurize import featurize
-from featurizer.job import error_summary
+from featurizer.fetch import GONE
 from featurizer.samples import CLASSES, draw, encode
+
+
+def test_an_image_deleted_after_the_listing_becomes_a_rejected_row(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    images = spark.createDataFrame(
+        [("id", f"file:{tmp_path}/Banana/gone.jpg", "Banana", "train")],
+        "image_id string, path string, label string, split string",
+    )
+    sc = spark.sparkContext
+    processed, through_model = sc.accumulator(0), sc.accumulator(0)
+
+    (row,) = featurize(images, EngineSpec("onnx", "unused.onnx"), 16, processed, through_model).collect()
+
+    assert (row["features"], row["error"]) == (None, GONE)
+    assert (processed.value, through_model.value) == (1, 0)
 
 
 def test_a_worker_failure_is_summarized_by_its_python_error(spark: SparkSession, tmp_path: Path) -> None:
@@ -28,7 +46,3 @@ def test_a_worker_failure_is_summarized_by_its_python_error(spark: SparkSession,
     name, message = error_summary(raised.value)
     assert "no-such-model.onnx" in message and "\n" not in message and len(message) < 1000
     assert name.isidentifier() and not message.startswith(("An error occurred", "An exception was thrown"))
-
-
-def test_our_own_errors_keep_their_name_and_first_line() -> None:
-    assert error_summary(ValueError("first line\nsecond")) == ("ValueError", "first line")

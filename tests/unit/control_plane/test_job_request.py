@@ -5,33 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from common.config import JobSettings, WorkerSizing
-from common.emr import spark_submit_parameters, start_job_run_request
-from common.runs import JobOptions, RunSpec, client_token, dataset_of_run_id, make_run_id
 
-SIZING = WorkerSizing(
-    driver_cores=4,
-    driver_memory="14g",
-    executor_cores=4,
-    executor_memory="5g",
-    executor_memory_overhead="3g",
-    min_executors=1,
-    max_executors=10,
-)
-SETTINGS = JobSettings(
-    application_id="00f1982r1uukb925",
-    job_role_arn="arn:aws:iam::123456789012:role/featurizer-JobRuntimeRole",
-    data_bucket="featurizer-data",
-    artifacts_bucket="featurizer-artifacts",
-    entry_point_key="job/main.py",
-    env_archive_key="job/env-3f2a.tar.gz",
-    tensorflow_env_archive_key="job/env-tf-77b0.tar.gz",
-    model_key="models/model-5e6f.onnx",
-    weights_key="models/weights-9c1d.h5",
-    log_prefix="logs/",
-    execution_timeout_minutes=120,
-    sizing=SIZING,
-)
+from common.emr import spark_submit_parameters, start_job_run_request
+from common.runs import RunOptions, RunSpec, client_token, make_run_id
+from tests.unit.settings import JOB_SETTINGS as SETTINGS
+from tests.unit.settings import SIZING
 
 
 def test_spark_submit_parameters_exact_string() -> None:
@@ -58,7 +36,7 @@ def test_start_job_run_request_matches_the_job_contract() -> None:
         dataset="flowers",
         input_uri="s3://featurizer-data/inbox/flowers/",
         output_uri="s3://featurizer-data/runs/flowers/",
-        options=JobOptions(
+        options=RunOptions(
             engine="tensorflow", pca_variance=0.95, classify_on="pca", test_fraction=0.25, seed=7
         ),
         trigger="api",
@@ -103,7 +81,7 @@ def test_the_default_engine_gets_the_onnx_model_and_the_environment_without_tens
         dataset="flowers",
         input_uri="s3://featurizer-data/inbox/flowers/",
         output_uri="s3://featurizer-data/runs/flowers/",
-        options=JobOptions(),
+        options=RunOptions(),
         trigger="drop",
     )
 
@@ -119,8 +97,8 @@ def test_the_default_engine_gets_the_onnx_model_and_the_environment_without_tens
 
 
 def test_default_options_pass_no_optional_arguments() -> None:
-    assert JobOptions().arguments() == []
-    assert JobOptions(pca_k=20, batch_size=32).arguments() == ["--pca-k", "20", "--batch-size", "32"]
+    assert RunOptions().arguments() == []
+    assert RunOptions(pca_k=20, batch_size=32).arguments() == ["--pca-k", "20", "--batch-size", "32"]
 
 
 def test_run_ids_are_sortable_unique_and_path_safe() -> None:
@@ -130,7 +108,6 @@ def test_run_ids_are_sortable_unique_and_path_safe() -> None:
     assert early.startswith("flowers-20261124T100000-")
     assert early != same_second
     assert sorted([later, early]) == [early, later]
-    assert dataset_of_run_id("my.data-set_1-20261124T100000-0a1b2c3d") == "my.data-set_1"
     for run_id in (early, same_second, later):
         assert all(c.isalnum() or c in "._-" for c in run_id)
     with pytest.raises(ValueError, match="invalid dataset"):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from local.jobs import JobExecution, JobRun, Runtime
+from tests.local_stack.job_runs import a_job_run
 
 
 class BrokenS3:
@@ -26,25 +27,6 @@ class QuickExecution(JobExecution):
         return [sys.executable, "-c", f"raise SystemExit({self.exit_code})"], dict(os.environ)
 
 
-def job_run() -> JobRun:
-    return JobRun(
-        application_id="00f1localstack01",
-        arn="arn:aws:emr-serverless:us-east-1:123456789012:/applications/00f1localstack01/jobruns/00fjob",
-        job_run_id="00fjob",
-        name="fruits-20261124T100000Z",
-        client_token="token",
-        execution_role="arn:aws:iam::123456789012:role/featurizer-JobRuntimeRole",
-        release_label="emr-7.10.0",
-        job_driver={"sparkSubmit": {"entryPoint": "s3://featurizer-artifacts/job/main.py"}},
-        configuration_overrides={
-            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": "s3://featurizer-data/logs/"}}
-        },
-        tags={},
-        execution_timeout_minutes=5,
-        created_by="arn:aws:sts::123456789012:assumed-role/local-stack/featurizer",
-    )
-
-
 def execution(tmp_path: Path, emitted: list[tuple[str, str]], *, emit_fails: bool = False) -> QuickExecution:
     runtime = Runtime(BrokenS3(), "", {}, [], Path(), tmp_path, cores=1, driver_memory="1g")
 
@@ -53,7 +35,7 @@ def execution(tmp_path: Path, emitted: list[tuple[str, str]], *, emit_fails: boo
         if emit_fails:
             raise ConnectionError("EventBridge is down")
 
-    return QuickExecution(job_run(), runtime, emit)
+    return QuickExecution(a_job_run(), runtime, emit)
 
 
 def test_a_failed_log_upload_still_ends_the_run_with_its_event(tmp_path: Path) -> None:

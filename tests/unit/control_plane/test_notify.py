@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.paths import EVENTS_DIR
+
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-RUN_OUTPUT = Path(__file__).resolve().parents[1] / "events" / "run_output"
+RUN_OUTPUT = EVENTS_DIR / "run_output"
 FIXTURE_RUN = "flowers-20261124T100500-3f9a1c2e"
 T_END = 1795515667.0  # 2026-11-24T10:21:07Z
 
@@ -199,3 +200,45 @@ def test_a_failed_job_run_the_service_did_not_start_is_still_reported(
     (message,) = sns_inbox()
     assert message["Subject"] == "Featurizer run failed: unknown dataset (EMR job run 00f1unknownjob01)"
     assert "Reason: OOM" in message["Message"]
+
+
+def test_a_job_run_whose_link_to_its_run_was_lost_is_reported_under_its_run(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    sns_inbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job run was started but its id never written: its end event still finds the run, by the job
+    run's name, and a completed run gets its one success message, not a false failure."""
+    from common import records
+
+    def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("DynamoDB is unavailable")
+
+    s3 = local_aws.client("s3")
+    s3.put_object(Bucket="featurizer-data", Key=f"inbox/{dataset}/Training/Banana/b1.jpg", Body=b"jpeg")
+    monkeypatch.setattr(records, "record_job_run", unavailable)
+    with pytest.raises(ConnectionError):
+        body = json.dumps({"input": f"s3://featurizer-data/inbox/{dataset}/"})
+        handlers["ApiFunction"](events.api("POST", "/runs", body), context)
+    monkeypatch.undo()
+    (job,) = local_aws.job_runs(dataset)
+    run_id = job["name"]
+    write_output(
+        local_aws, dataset, run_id, ["manifest.json", "metrics.json", "timings.json", "_COMPLETED.json"]
+    )
+
+    ended = events.emr_state_change(job["id"], "SUCCESS", T_END, local_aws.application_id)
+    assert handlers["NotifyFunction"](ended, context) == {"published": None}
+    flag = events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END)
+    assert handlers["NotifyFunction"](flag, context)["published"] == f"succeeded#{run_id}"
+
+    (message,) = sns_inbox()
+    assert message["Subject"].startswith(f"Featurizer run succeeded: {dataset}")
+    index = local_aws.client("dynamodb").get_item(
+        TableName=local_aws.table_name, Key={"pk": {"S": f"jobrun#{job['id']}"}}, ConsistentRead=True
+    )
+    assert index["Item"]["run_id"] == {"S": run_id}, "the lost link is written once found"

@@ -14,12 +14,10 @@ import importlib
 import json
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,16 +26,11 @@ from moto.server import ThreadedMotoServer
 
 from local.aws import create_table
 from local.template import ACCOUNT, REGION, function_environment, functions, load_template, resolve
+from tests.paths import EVENTS_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-LAMBDA_DIR = ROOT / "lambda"
-EVENTS_DIR = ROOT / "tests" / "events"
 DATA_BUCKET = "featurizer-data"  # the bucket name the event fixtures carry
 ARTIFACTS_BUCKET = "featurizer-artifacts"
 JOB_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/featurizer-JobRuntimeRole"
-
-if str(LAMBDA_DIR) not in sys.path:  # lambda/ is the CodeUri of every function: its packages are top-level
-    sys.path.insert(0, str(LAMBDA_DIR))
 
 
 # ------------------------------------------------------------------ context and events
@@ -184,14 +177,22 @@ class LocalAws:
 
     def set_job_state(self, job_run_id: str, state: str, details: str | None = None) -> None:
         """Move a job run along as EMR would (the moto server runs in this process)."""
+        run = self._moto_job_run(job_run_id)
+        run.state = state
+        run.state_details = details
+
+    def stamp_creation_time(self, job_run_id: str) -> None:
+        """Give a job run the creation time EMR would: moto stamps every job run at midnight (UTC) of its
+        day, so ListJobRuns' createdAtAfter finds none created since a time in the day."""
+        self._moto_job_run(job_run_id).created_at = datetime.now(UTC).replace(tzinfo=None)
+
+    def _moto_job_run(self, job_run_id: str) -> Any:
         from moto.emrserverless.models import emrserverless_backends
 
         backend = emrserverless_backends[ACCOUNT][REGION]
         for run in backend.job_runs[self.application_id]:
             if run.id == job_run_id:
-                run.state = state
-                run.state_details = details
-                return
+                return run
         raise AssertionError(f"no job run {job_run_id}")
 
 

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from featurizer.samples import generate
-from local.ports import HOST, free_port
+from local.ports import HOST
 from local.template import DATA_BUCKET
 from tests.e2e import stack as local_stack
-from tests.e2e.conftest import job_state
-from tests.e2e.stack import ROOT, wait_for
+from tests.e2e.stack import job_state, wait_for
+from tests.paths import ROOT
+from tests.ports import free_port
 
 
 def test_stopping_the_stack_during_a_run_leaves_no_process_or_port(tmp_path: Path, weights: Path) -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.paths import EVENTS_DIR
+
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 REQUEST_TIME = 1795514400.0  # 2026-11-24T10:00:00Z, the time of the request fixtures
 FIXTURE_RUN = "flowers-20261124T100500-3f9a1c2e"  # the run of tests/events/run_output/
 
@@ -98,15 +99,15 @@ def test_a_retry_after_a_crash_in_the_middle_of_starting_sends_the_same_client_t
     from common import records
 
     crashed: list[bool] = []
-    put_run = records.put_run
+    record_job_run = records.record_job_run
 
     def crash_once(*args: Any, **kwargs: Any) -> None:
         if not crashed:
             crashed.append(True)
             raise TimeoutError("Task timed out after 29.00 seconds")
-        put_run(*args, **kwargs)
+        record_job_run(*args, **kwargs)
 
-    monkeypatch.setattr(records, "put_run", crash_once)
+    monkeypatch.setattr(records, "record_job_run", crash_once)
     body = json.dumps({"input": inbox, "options": {"seed": 3}})
     with pytest.raises(TimeoutError):
         handlers["ApiFunction"](events.api("POST", "/runs", body, at=REQUEST_TIME), context)
@@ -224,6 +225,10 @@ BAD_REQUESTS = [
         400, "input", "dataset folder 'my photos' must match", id="bad-dataset-name",
     ),
     pytest.param(
+        '{"input": "s3://featurizer-data/inbox/flowers\\n/"}',
+        400, "input", "dataset folder 'flowers\\n' must match", id="dataset-name-ending-in-a-newline",
+    ),
+    pytest.param(
         '{"input": "s3://featurizer-data/inbox/nothing-uploaded-here/"}',
         400, "input", "no objects under s3://featurizer-data/inbox/nothing-uploaded-here/", id="no-objects",
     ),
@@ -254,6 +259,158 @@ def test_bad_input_gets_a_4xx_naming_the_field_and_problem(
     assert len(local_aws.job_runs()) == before
 
 
+OUT_OF_RANGE = [
+    pytest.param("seed", "100000000000000000000000000000000000000", id="seed-1e38-as-json-integer"),
+    pytest.param("seed", "-1", id="seed-negative"),
+    pytest.param("seed", "2147483648", id="seed-above-32-bits"),
+    pytest.param("test_fraction", "5e-324", id="test-fraction-subnormal"),
+    pytest.param("test_fraction", "1.0", id="test-fraction-one"),
+    pytest.param("pca_variance", "1e-200", id="pca-variance-tiny"),
+    pytest.param("pca_variance", "NaN", id="pca-variance-nan"),
+    pytest.param("pca_k", "1281", id="pca-k-above-the-features"),
+    pytest.param("batch_size", "257", id="batch-size-above-its-bound"),
+    pytest.param("batch_size", "0", id="batch-size-zero"),
+]
+
+
+@pytest.mark.parametrize(("option", "number"), OUT_OF_RANGE)
+def test_an_out_of_range_number_is_a_400_naming_the_field_and_starts_nothing(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, inbox: str, option: str, number: str
+) -> None:
+    before = len(local_aws.job_runs())
+    body = f'{{"input": "{inbox}", "options": {{"{option}": {number}}}}}'
+    status, error, _ = call(handlers, events.api("POST", "/runs", body), context)
+
+    assert status == 400, error
+    assert error["field"] == f"options.{option}"
+    assert number.lower() in error["problem"].lower()
+    assert len(local_aws.job_runs()) == before
+    assert not run_records(local_aws, inbox), "no run may be recorded for a refused request"
+
+
+def unavailable(*args: Any, **kwargs: Any) -> None:
+    raise ConnectionError("DynamoDB is unavailable")
+
+
+def run_records(local_aws: Any, inbox: str) -> list[dict[str, Any]]:
+    dataset = inbox.rstrip("/").rsplit("/", 1)[-1]
+    items = local_aws.client("dynamodb").scan(TableName=local_aws.table_name)["Items"]
+    return [i for i in items if i["pk"]["S"].startswith(f"run#{dataset}-")]
+
+
+def test_the_run_is_recorded_before_emr_is_asked(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    inbox: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The record cannot be written (DynamoDB fails): no job run is started, so none is left untracked."""
+    from common import records
+
+    monkeypatch.setattr(records, "put_run", unavailable)
+    before = len(local_aws.job_runs())
+    with pytest.raises(ConnectionError):
+        handlers["ApiFunction"](events.api("POST", "/runs", json.dumps({"input": inbox})), context)
+    assert len(local_aws.job_runs()) == before
+
+
+def test_a_started_run_whose_job_run_was_not_recorded_is_found_by_its_name(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    inbox: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EMR started the job run, then writing its id failed: GET finds the job run by the run's name and
+    links it, so the run can be followed and cancelled as any other."""
+    from common import records
+
+    monkeypatch.setattr(records, "record_job_run", unavailable)
+    with pytest.raises(ConnectionError):
+        handlers["ApiFunction"](events.api("POST", "/runs", json.dumps({"input": inbox})), context)
+    monkeypatch.undo()
+    (recorded,) = run_records(local_aws, inbox)
+    assert "job_run_id" not in recorded
+    run_id = recorded["run_id"]["S"]
+    (job,) = local_aws.job_runs(run_id)
+    local_aws.stamp_creation_time(job["id"])
+    local_aws.set_job_state(job["id"], "RUNNING")
+
+    status, found, _ = call(handlers, events.api("GET", f"/runs/{run_id}"), context)
+    assert status == 200 and found["emr"]["job_run_id"] == job["id"]
+    index = local_aws.client("dynamodb").get_item(
+        TableName=local_aws.table_name, Key={"pk": {"S": f"jobrun#{job['id']}"}}, ConsistentRead=True
+    )
+    assert index["Item"]["run_id"] == {"S": run_id}, "the link is written once found"
+    status, cancelled, _ = call(handlers, events.api("DELETE", f"/runs/{run_id}"), context)
+    assert (status, cancelled.get("jobRunId")) == (202, job["id"]), cancelled
+
+
+def test_a_run_whose_start_never_reached_emr_is_reported_as_not_started(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    inbox: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """StartJobRun timed out before EMR made a job run: the run is on record, STARTING for as long as an
+    answer could still come, then START_FAILED; it can never be cancelled, since it never ran."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from api import app
+    from common import tracking
+
+    def timed_out(**kwargs: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://emr-serverless.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(app.emr, "start_job_run", timed_out)
+    with pytest.raises(ReadTimeoutError):
+        handlers["ApiFunction"](events.api("POST", "/runs", json.dumps({"input": inbox})), context)
+    (recorded,) = run_records(local_aws, inbox)
+    run_id = recorded["run_id"]["S"]
+
+    status, starting, _ = call(handlers, events.api("GET", f"/runs/{run_id}"), context)
+    assert (status, starting["state"]) == (200, "STARTING")
+    status, refused, _ = call(handlers, events.api("DELETE", f"/runs/{run_id}"), context)
+    assert status == 409 and "still starting" in refused["problem"]
+
+    later = time.time() + tracking.START_GRACE_SECONDS + 1
+    monkeypatch.setattr(tracking.time, "time", lambda: later)
+    status, lost, _ = call(handlers, events.api("GET", f"/runs/{run_id}"), context)
+    assert (status, lost["state"]) == (200, "START_FAILED")
+    assert "started no job run" in lost["failure"]["message"]
+
+
+def test_a_run_emr_refuses_is_a_502_and_its_record_says_why(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    inbox: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from api import app
+
+    def refuse(**kwargs: Any) -> None:
+        error = {"Error": {"Code": "ServiceQuotaExceededException", "Message": "too many job runs"}}
+        raise ClientError(error, "StartJobRun")
+
+    monkeypatch.setattr(app.emr, "start_job_run", refuse)
+    status, error, _ = call(handlers, events.api("POST", "/runs", json.dumps({"input": inbox})), context)
+    assert status == 502 and "too many job runs" in error["problem"]
+
+    (recorded,) = run_records(local_aws, inbox)
+    status, run, _ = call(handlers, events.api("GET", f"/runs/{recorded['run_id']['S']}"), context)
+    assert (status, run["state"]) == (200, "START_FAILED")
+    assert "too many job runs" in run["failure"]["message"]
+
+
 def test_unknown_and_malformed_run_ids(handlers: dict[str, Any], events: Any, context: Any) -> None:
     status, missing, _ = call(handlers, events.api("GET", "/runs/flowers-20261124T100000-0a1b2c3d"), context)
     assert status == 404
@@ -263,9 +420,10 @@ def test_unknown_and_malformed_run_ids(handlers: dict[str, Any], events: Any, co
         "problem": "no run with id 'flowers-20261124T100000-0a1b2c3d'",
         "problems": [{"field": "run_id", "problem": "no run with id 'flowers-20261124T100000-0a1b2c3d'"}],
     }
-    status, malformed, _ = call(handlers, events.api("DELETE", "/runs/bad%20id"), context)
-    assert status == 400
-    assert malformed["field"] == "run_id"
+    for malformed_id in ("bad%20id", "-flowers", ".."):
+        status, malformed, _ = call(handlers, events.api("DELETE", f"/runs/{malformed_id}"), context)
+        assert status == 400, malformed_id
+        assert malformed["field"] == "run_id"
 
 
 def test_the_request_fixture_is_accepted_as_delivered(

@@ -1,0 +1,1 @@
+"""The control plane (lambda/ and template.yaml) against AWS services served by moto in this process."""
