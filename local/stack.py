@@ -51,7 +51,7 @@ class StackOptions:
     sweep_seconds: float = 5  # template: rate(1 minute)
     batch_window_seconds: float = 2  # template: MaximumBatchingWindowInSeconds 20
     spark_cores: int = 2
-    driver_memory: str = "2g"  # template: 14g, an EMR worker's
+    driver_memory: str = "2g"  # template: a 16 GB driver worker
     state_dir: Path = ROOT / ".local-stack"
 
 

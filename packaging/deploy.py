@@ -1,10 +1,12 @@
 """Deploy the whole service in one command: build the job artifacts, upload them, sam build + sam deploy.
 
     python packaging/deploy.py --email you@example.com [--stack-name image-featurizer] \
-        [--weights imagenet|PATH|s3://...h5] [--architecture X86_64|ARM64] [--with-tensorflow]
+        [--weights imagenet|PATH|s3://...h5] [--architecture X86_64|ARM64] [--with-tensorflow] \
+        [--param Name=Value ...]
 
 1. checks what it needs before doing anything: the SAM CLI, a running Docker engine (the EMR environment
-   is built on Amazon Linux 2023 for the workers' architecture), AWS credentials;
+   is built on Amazon Linux 2023 for the workers' architecture), AWS credentials, and that the template's
+   parameters (its defaults and `--param`) make EMR Serverless workers that exist;
 2. builds the ONNX model (packaging/build_model.py) and the packed environment(s) (packaging/Dockerfile);
 3. creates the stack on the first deploy (its artifacts bucket is part of it);
 4. uploads the entry point, the environment(s), the model and the Keras weights under content-addressed
@@ -22,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sizing import problems as sizing_problems
 
 from featurizer.weights import sha256_of
 
@@ -60,6 +64,41 @@ def check_prerequisites(sam: str | None, docker: str | None, credentials: Any) -
         raise PrerequisiteMissing("cannot deploy yet; missing:\n  - " + "\n  - ".join(missing))
 
 
+def parameter_values(overrides: list[str]) -> dict[str, str]:
+    """The template's parameters as the deploy will set them: their defaults, then `Name=Value` overrides."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # local/template.py reads template.yaml's CloudFormation tags
+    from local.template import load_template
+
+    declared = load_template()["Parameters"]
+    values = {name: str(spec.get("Default", "")) for name, spec in declared.items()}
+    for override in overrides:
+        name, equals, value = override.partition("=")
+        if not equals or name not in declared:
+            raise PrerequisiteMissing(
+                f"--param {override!r}: expected Name=Value with Name one of {', '.join(declared)}"
+            )
+        values[name] = value
+    return values
+
+
+def check_sizing(parameters: dict[str, str]) -> None:
+    """Refuse, before any build, driver or executor sizes that are no EMR Serverless worker."""
+    found = sizing_problems(parameters)
+    if found:
+        raise PrerequisiteMissing("the workers' sizing is not valid:\n  - " + "\n  - ".join(found))
+
+
+def check_variants(architecture: str, with_tensorflow: bool) -> None:
+    """Refuse, before any build, an environment that cannot be built for the workers' architecture."""
+    if architecture == "ARM64" and with_tensorflow:
+        raise PrerequisiteMissing(
+            "--with-tensorflow cannot be built for ARM64 workers: PyPI has no aarch64 wheel of "
+            "tensorflow-cpu. Deploy ARM64 without it (the default onnx engine needs no TensorFlow), "
+            "or X86_64 with it"
+        )
+
+
 def upload(s3: Any, bucket: str, artifacts: list[Artifact]) -> dict[str, str]:
     """Upload each artifact unless its content-addressed key is already there; returns parameter -> key."""
     keys = {}
@@ -68,7 +107,13 @@ def upload(s3: Any, bucket: str, artifacts: list[Artifact]) -> dict[str, str]:
         try:
             s3.head_object(Bucket=bucket, Key=key)
         except s3.exceptions.ClientError as error:
-            if error.response["Error"]["Code"] not in ("404", "NoSuchKey"):
+            code = error.response["Error"]["Code"]
+            if code in ("403", "AccessDenied"):
+                raise PrerequisiteMissing(
+                    f"access denied to s3://{bucket}/{key}: your AWS credentials need s3:GetObject, "
+                    f"s3:PutObject and s3:ListBucket on the artifacts bucket {bucket}"
+                ) from error
+            if code not in ("404", "NoSuchKey"):
                 raise
             s3.upload_file(str(artifact.path), bucket, key)
             if artifact.checksum:
@@ -144,6 +189,13 @@ def main() -> int:
         help="also build and upload the TensorFlow environment (engine tensorflow)",
     )
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter for sam deploy, e.g. --param MaxExecutors=40 (repeatable)",
+    )
     args = parser.parse_args()
 
     import boto3
@@ -152,6 +204,9 @@ def main() -> int:
     sam = os.environ.get("SAM_CLI") or shutil.which("sam")
     docker = shutil.which("docker")
     try:
+        overrides = dict(override.partition("=")[::2] for override in args.param)
+        check_sizing(parameter_values(args.param))
+        check_variants(args.architecture, args.with_tensorflow)
         check_prerequisites(sam, docker, session.get_credentials())
     except PrerequisiteMissing as error:
         print(f"error: {error}", file=sys.stderr)
@@ -173,7 +228,7 @@ def main() -> int:
         archive = build_environment(docker, args.architecture, "tensorflow", args.dist)
         artifacts.append(Artifact("TensorflowEnvArchiveKey", archive, "job"))
 
-    parameters = {"NotificationEmail": args.email, "Architecture": args.architecture}
+    parameters = {**overrides, "NotificationEmail": args.email, "Architecture": args.architecture}
     cloudformation = session.client("cloudformation")
     bucket = stack_output(cloudformation, args.stack_name, "ArtifactsBucketName")
     if bucket is None:

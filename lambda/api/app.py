@@ -22,7 +22,7 @@ from botocore.config import Config
 from api.requests import RequestValidationError, check_run_id, parse_run_request
 from api.service import RunsApi
 from common.config import JobSettings, StateSettings
-from common.errors import InvalidRequestError, RunStartError
+from common.errors import InvalidRequestError, PermissionMissingError, RunStartError
 from common.launch import idempotent_launcher
 
 logger = Logger()
@@ -113,6 +113,12 @@ def already_in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
         {"error": "InProgress", "field": "body", "problem": "an identical request is being processed; retry"},
         headers={"Retry-After": "2"},
     )
+
+
+@app.exception_handler(PermissionMissingError)
+def permission_missing(error: PermissionMissingError) -> Response:
+    logger.exception("the function's role lacks a permission", extra={"action": error.action})
+    return _json(500, {"error": "PermissionMissing", "field": None, "problem": str(error)})
 
 
 @app.exception_handler(RunStartError)

@@ -14,7 +14,7 @@ from common import records, tracking
 from common.config import JobSettings
 from common.errors import InvalidRequestError, RunAlreadyFinishedError, RunNotFoundError, RunNotStartedError
 from common.models import TERMINAL_STATES
-from common.outputs import read_run_json
+from common.outputs import has_objects, read_run_json
 from common.runs import (
     COMPLETED_FLAG,
     FAILED_FLAG,
@@ -39,10 +39,15 @@ class RunsApi:
 
     def create_run(self, request: RunRequest, *, caller: str, requested_at: datetime) -> dict[str, Any]:
         input_uri, prefix, dataset = normalise_input(request.input, self.settings.data_bucket)
-        listing = self.s3.list_objects_v2(Bucket=self.settings.data_bucket, Prefix=prefix, MaxKeys=1)
-        if not listing.get("KeyCount"):
+        if not has_objects(self.s3, self.settings.data_bucket, prefix):
             raise InvalidRequestError("input", f"no objects under {input_uri}; upload the images first")
         options = request.options
+        if options.engine == "tensorflow" and self.settings.tensorflow_env_archive_key is None:
+            raise InvalidRequestError(
+                "options.engine",
+                "this deployment has no TensorFlow environment: leave engine unset (onnx), or deploy again "
+                "with `packaging/deploy.py --with-tensorflow` (x86_64 only)",
+            )
         fingerprint = hashlib.sha256(
             json.dumps(
                 {"caller": caller, "input": input_uri, "options": options.model_dump(exclude_none=True)},

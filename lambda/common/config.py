@@ -25,6 +25,13 @@ def env(name: str) -> str:
     return value
 
 
+def env_optional(name: str) -> str | None:
+    """An environment variable the template always sets, but may set empty (a part not deployed)."""
+    if name not in os.environ:
+        raise MissingConfigurationError(name)
+    return os.environ[name].strip() or None
+
+
 def env_int(name: str) -> int:
     raw = env(name)
     try:
@@ -33,26 +40,52 @@ def env_int(name: str) -> int:
         raise MissingConfigurationError(name, f"must be an integer, got {raw!r}") from None
 
 
+# EMR Serverless adds this share of the driver's heap beside it (at least OVERHEAD_MIN_MB): the heap is
+# what that leaves of the driver's worker.
+DRIVER_OVERHEAD_SHARE = 0.10
+OVERHEAD_MIN_MB = 384
+
+
+def env_gigabytes(name: str) -> int:
+    raw = env(name)
+    if not (raw.endswith("g") and raw[:-1].isdigit()):
+        raise MissingConfigurationError(name, f"must be a whole number of GB like 8g, got {raw!r}")
+    return int(raw[:-1])
+
+
 @dataclass(frozen=True)
 class WorkerSizing:
-    """Spark driver/executor sizing for EMR Serverless workers."""
+    """Spark driver/executor sizing, derived from the EMR Serverless workers' sizes the template gives."""
 
     driver_cores: int
-    driver_memory: str
+    driver_memory: str  # JVM heap: what EMR's overhead leaves of the driver's worker
     executor_cores: int
-    executor_memory: str
-    executor_memory_overhead: str
+    executor_memory: str  # JVM heap: the executor's worker less its overhead
+    executor_memory_overhead: str  # where the Python workers run
     min_executors: int
     max_executors: int
 
     @classmethod
     def from_env(cls) -> WorkerSizing:
+        driver_worker_mb = env_gigabytes("DRIVER_WORKER_MEMORY") * 1024
+        executor_worker, overhead = (
+            env_gigabytes("EXECUTOR_WORKER_MEMORY"),
+            env_gigabytes("SPARK_EXECUTOR_MEMORY_OVERHEAD"),
+        )
+        if executor_worker - overhead < 1:
+            raise MissingConfigurationError(
+                "SPARK_EXECUTOR_MEMORY_OVERHEAD",
+                f"({overhead}g) must leave the executor's JVM at least 1g of its {executor_worker}g worker",
+            )
+        driver_heap_mb = min(
+            driver_worker_mb - OVERHEAD_MIN_MB, int(driver_worker_mb / (1 + DRIVER_OVERHEAD_SHARE))
+        )
         return cls(
             driver_cores=env_int("SPARK_DRIVER_CORES"),
-            driver_memory=env("SPARK_DRIVER_MEMORY"),
+            driver_memory=f"{driver_heap_mb}m",
             executor_cores=env_int("SPARK_EXECUTOR_CORES"),
-            executor_memory=env("SPARK_EXECUTOR_MEMORY"),
-            executor_memory_overhead=env("SPARK_EXECUTOR_MEMORY_OVERHEAD"),
+            executor_memory=f"{executor_worker - overhead}g",
+            executor_memory_overhead=f"{overhead}g",
             min_executors=env_int("SPARK_MIN_EXECUTORS"),
             max_executors=env_int("SPARK_MAX_EXECUTORS"),
         )
@@ -63,12 +96,13 @@ class JobSettings:
     """Everything needed to start the featurizer job on EMR Serverless."""
 
     application_id: str
+    region: str
     job_role_arn: str
     data_bucket: str
     artifacts_bucket: str
     entry_point_key: str
     env_archive_key: str
-    tensorflow_env_archive_key: str
+    tensorflow_env_archive_key: str | None  # None: no TensorFlow environment was deployed
     model_key: str
     weights_key: str
     log_prefix: str
@@ -79,12 +113,13 @@ class JobSettings:
     def from_env(cls) -> JobSettings:
         return cls(
             application_id=env("EMR_APPLICATION_ID"),
+            region=env("AWS_REGION"),  # set by the Lambda runtime
             job_role_arn=env("JOB_ROLE_ARN"),
             data_bucket=env("DATA_BUCKET"),
             artifacts_bucket=env("ARTIFACTS_BUCKET"),
             entry_point_key=env("ENTRY_POINT_KEY"),
             env_archive_key=env("ENV_ARCHIVE_KEY"),
-            tensorflow_env_archive_key=env("TENSORFLOW_ENV_ARCHIVE_KEY"),
+            tensorflow_env_archive_key=env_optional("TENSORFLOW_ENV_ARCHIVE_KEY"),
             model_key=env("MODEL_KEY"),
             weights_key=env("WEIGHTS_KEY"),
             log_prefix=env("LOG_PREFIX"),

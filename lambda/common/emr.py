@@ -25,12 +25,19 @@ from common.errors import RunStartError
 from common.runs import RunSpec, client_token
 
 ENVIRONMENT_PYTHON = "./environment/bin/python"
+# boto3 reads AWS_DEFAULT_REGION; the AWS SDK for Java (EMRFS) and other tools read AWS_REGION.
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
 logger = Logger(child=True)
 
 
-def spark_submit_parameters(artifacts_bucket: str, env_archive_key: str, sizing: WorkerSizing) -> str:
+def spark_submit_parameters(
+    artifacts_bucket: str, env_archive_key: str, sizing: WorkerSizing, region: str
+) -> str:
     """Every ``--conf`` of the job, in one place (tested as an exact string).
+
+    The region is given to the driver and the executors: their boto3 clients (the listing, the workers'
+    reads) must not depend on what the worker's environment happens to set.
 
     One task per executor core, each running inference on one thread (the job reads spark.task.cpus), so
     that decoding runs on every core at once (docs/performance.md).
@@ -40,6 +47,8 @@ def spark_submit_parameters(artifacts_bucket: str, env_archive_key: str, sizing:
         f"spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={ENVIRONMENT_PYTHON}",
         f"spark.emr-serverless.driverEnv.PYSPARK_PYTHON={ENVIRONMENT_PYTHON}",
         f"spark.executorEnv.PYSPARK_PYTHON={ENVIRONMENT_PYTHON}",
+        *(f"spark.emr-serverless.driverEnv.{name}={region}" for name in REGION_VARIABLES),
+        *(f"spark.executorEnv.{name}={region}" for name in REGION_VARIABLES),
         f"spark.driver.cores={sizing.driver_cores}",
         f"spark.driver.memory={sizing.driver_memory}",
         f"spark.executor.cores={sizing.executor_cores}",
@@ -81,7 +90,13 @@ def entry_point_arguments(run: RunSpec, settings: JobSettings) -> list[str]:
 
 
 def environment_archive_key(run: RunSpec, settings: JobSettings) -> str:
-    return settings.tensorflow_env_archive_key if _uses_tensorflow(run) else settings.env_archive_key
+    if not _uses_tensorflow(run):
+        return settings.env_archive_key
+    if settings.tensorflow_env_archive_key is None:
+        raise RunStartError(
+            f"run {run.run_id} asks for engine tensorflow, and no TensorFlow environment is deployed"
+        )
+    return settings.tensorflow_env_archive_key
 
 
 def start_job_run_request(run: RunSpec, settings: JobSettings) -> dict[str, Any]:
@@ -96,7 +111,10 @@ def start_job_run_request(run: RunSpec, settings: JobSettings) -> dict[str, Any]
                 "entryPoint": f"s3://{settings.artifacts_bucket}/{settings.entry_point_key}",
                 "entryPointArguments": entry_point_arguments(run, settings),
                 "sparkSubmitParameters": spark_submit_parameters(
-                    settings.artifacts_bucket, environment_archive_key(run, settings), settings.sizing
+                    settings.artifacts_bucket,
+                    environment_archive_key(run, settings),
+                    settings.sizing,
+                    settings.region,
                 ),
             }
         },

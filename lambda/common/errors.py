@@ -47,6 +47,17 @@ class RunNotStartedError(InvalidRequestError):
         super().__init__("run_id", problem, status_code=409)
 
 
+class PermissionMissingError(ControlPlaneError):
+    """AWS refused this function a call it needs: a deployment problem, named for the operator."""
+
+    def __init__(self, action: str, resource: str) -> None:
+        self.action = action
+        super().__init__(
+            f"access denied to {resource}: this function's role needs {action} on it "
+            "(template.yaml grants it; was the stack changed by hand?)"
+        )
+
+
 class StateContentionError(ControlPlaneError):
     """Optimistic-locking retries on a dataset record were exhausted (the batch is retried by SQS)."""
 

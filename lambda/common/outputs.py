@@ -1,27 +1,56 @@
-"""Reading a run's JSON outputs (flags, manifest, metrics, timings) from the data bucket."""
+"""Reading a run's outputs (flags, manifest, metrics, timings) and listing inputs in the data bucket.
+
+A refusal is never taken for "not there": S3 answers 403 instead of 404 to a role without s3:ListBucket,
+so a missing permission would look like a run that never finished.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from common.errors import PermissionMissingError
+
 logger = Logger(child=True)
+
+MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+DENIED_CODES = frozenset({"AccessDenied", "403"})
+
+
+@contextmanager
+def permission(action: str, bucket: str, key: str) -> Iterator[None]:
+    """Turn S3's refusal into PermissionMissingError naming `action` and the object."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in DENIED_CODES:
+            raise
+        raise PermissionMissingError(action, f"s3://{bucket}/{key}") from error
 
 
 def read_run_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     """The object's JSON, or None when it does not exist (yet) or is not readable JSON."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return None
-        raise
+    with permission("s3:GetObject", bucket, key):
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in MISSING_CODES:
+                return None
+            raise
     try:
         loaded: dict[str, Any] = json.loads(body)
     except json.JSONDecodeError:
         logger.warning("unreadable JSON in run output", extra={"key": key})
         return None
     return loaded
+
+
+def has_objects(s3: Any, bucket: str, prefix: str) -> bool:
+    """Whether anything sits under the prefix (one listing request)."""
+    with permission("s3:ListBucket", bucket, prefix):
+        return bool(s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))

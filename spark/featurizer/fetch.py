@@ -25,18 +25,15 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="fetch")
 
 
-def _is_gone(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code")  # botocore's ClientError
-    return isinstance(error, FileNotFoundError) or code in ("NoSuchKey", "404")
-
-
 def read(path: str) -> bytes | str:
     """A file's bytes, or the reason they are gone. Any other failure (access, network) raises, naming
     the file: Spark retries the task, and a lasting failure fails the run with that message."""
     try:
         return storage.read_bytes(path)
+    except storage.AccessDenied:
+        raise
     except Exception as error:
-        if _is_gone(error):
+        if storage.is_missing(error):
             return GONE
         raise storage.StorageError(f"cannot read {path}: {error}") from error
 

@@ -68,7 +68,9 @@ def prepare(options: JobOptions) -> Prepared:
     """Check the input and get the model, so that a bad argument stops the job before any Spark work."""
     try:
         present = storage.folder_has_files(options.input)
-    except Exception as error:  # botocore: credentials, endpoint, access denied
+    except storage.AccessDenied as error:
+        raise InputError(f"--input {options.input} cannot be listed: {error}") from error
+    except Exception as error:  # botocore: credentials, endpoint
         raise InputError(f"--input {options.input} cannot be read: {error}") from error
     if not present:
         raise InputError(

@@ -55,9 +55,8 @@ class TimeFit:
 
 @dataclass(frozen=True)
 class Workers:
-    """Worker sizes and count. Defaults: template.yaml's DriverCores/DriverMemory and ExecutorCores/
-    ExecutorMemory + ExecutorMemoryOverhead (4 vCPU, 5g + 3g: an 8 GB worker), driver 4 vCPU / 14g
-    (a 16 GB worker) and MaxExecutors (10)."""
+    """Worker sizes and count. Defaults: template.yaml's ExecutorCores/ExecutorWorkerMemory (4 vCPU,
+    8 GB), DriverCores/DriverWorkerMemory (4 vCPU, 16 GB) and MaxExecutors (10)."""
 
     executors: int = 10
     executor_vcpu: int = 4

@@ -10,17 +10,36 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from botocore.exceptions import ClientError
+
 S3_SCHEMES = ("s3", "s3a")
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+DENIED_CODES = frozenset({"403", "AccessDenied"})
 
 
 class StorageError(Exception):
     """A location cannot be read or written."""
+
+
+class AccessDenied(StorageError):
+    """S3 refused a request: the message names the permission the job's role lacks."""
+
+
+def error_code(error: BaseException) -> str | None:
+    """S3's error code of a botocore ClientError (None for any other error)."""
+    return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+
+
+def is_missing(error: BaseException) -> bool:
+    """The file is not there (a refusal is not "missing": S3 answers 403 to a role that may not list)."""
+    return isinstance(error, FileNotFoundError) or error_code(error) in MISSING_CODES
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,20 @@ def _folder_prefix(key: str) -> str:
     return key.rstrip("/") + "/" if key.strip("/") else ""
 
 
+@contextmanager
+def _permission(action: str, loc: S3Location) -> Iterator[None]:
+    """A refused request raises AccessDenied naming `action` (never "not found")."""
+    try:
+        yield
+    except ClientError as error:
+        if error_code(error) not in DENIED_CODES:
+            raise
+        raise AccessDenied(
+            f"s3://{loc.bucket}/{loc.key}: access denied; the job's role needs {action} there, and "
+            f"s3:ListBucket on bucket {loc.bucket} (without it S3 answers 403 for a missing file too)"
+        ) from error
+
+
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
@@ -106,20 +139,22 @@ def write_json(uri: str, payload: Any) -> None:
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         loc = parse_s3(uri)
-        return s3_client().get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
+        with _permission("s3:GetObject", loc):
+            return s3_client().get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
     return local_path(uri).read_bytes()
 
 
 def exists(uri: str) -> bool:
-    """Whether a file exists."""
+    """Whether a file exists; AccessDenied if S3 will not say."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        try:
-            s3_client().head_object(Bucket=loc.bucket, Key=loc.key)
-        except s3_client().exceptions.ClientError as error:
-            if error.response["Error"]["Code"] in ("404", "NoSuchKey"):
-                return False
-            raise
+        with _permission("s3:GetObject", loc):
+            try:
+                s3_client().head_object(Bucket=loc.bucket, Key=loc.key)
+            except ClientError as error:
+                if error_code(error) in MISSING_CODES:
+                    return False
+                raise
         return True
     return local_path(uri).is_file()
 
@@ -136,7 +171,8 @@ def folder_has_files(uri: str) -> bool:
     """Whether a folder holds at least one file (s3://b/inbox/fru does not match inbox/fruits/)."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        found = s3_client().list_objects_v2(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key), MaxKeys=1)
+        with _permission("s3:ListBucket", loc):
+            found = s3_client().list_objects_v2(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key), MaxKeys=1)
         return found.get("KeyCount", 0) > 0
     root = local_path(uri)
     return root.is_dir() and any(p.is_file() for p in root.rglob("*"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -62,7 +63,22 @@ def dist(tmp_path_factory: pytest.TempPathFactory, weights: Path) -> Path:
     return out
 
 
-def test_packed_environment_runs_the_job_through_spark_submit(
+def without_any_python_3_11(command: list[str | Path], scratch: Path) -> list[str]:
+    """`command` run where no Python 3.11 of this machine can be found, as on a worker that has none: a
+    private mount namespace with the build's interpreter (this test's own), and the system's, hidden."""
+    nothing = scratch / "nothing"
+    nothing.mkdir(exist_ok=True)
+    folders = [
+        p for p in {sys.base_prefix, "/usr/lib/python3.11", "/usr/local/lib/python3.11"} if Path(p).is_dir()
+    ]
+    files = [p for p in ("/usr/bin/python3.11", "/usr/local/bin/python3.11") if Path(p).is_file()]
+    hide = [f"mount --bind {shlex.quote(str(nothing))} {shlex.quote(p)}" for p in folders]
+    hide += [f"mount --bind /dev/null {shlex.quote(p)}" for p in files]
+    script = " && ".join([*hide, 'exec "$@"'])
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *map(str, command)]
+
+
+def test_packed_environment_carries_its_own_python_and_runs_the_job_through_spark_submit(
     dist: Path, sample_images: Path, tmp_path: Path
 ) -> None:
     (archive,) = dist.glob("job-env-py3.11-*.tar.gz")
@@ -70,17 +86,22 @@ def test_packed_environment_runs_the_job_through_spark_submit(
     environment = tmp_path / "environment"
     environment.mkdir()
     with tarfile.open(archive) as packed:
-        packed.extractall(
-            environment, filter="fully_trusted"
-        )  # venv-pack links python to the base interpreter
+        packed.extractall(environment, filter="tar")  # no link points outside the environment
     site = next((environment / "lib").glob("python3.11/site-packages"))
     assert (site / "featurizer").is_dir() and (site / "onnxruntime").is_dir() and (site / "cv2").is_dir()
     assert not (site / "tensorflow").exists() and not (site / "pyspark").exists()
+    python = environment / "bin" / "python"
+    where = run(
+        *without_any_python_3_11(
+            [python, "-c", "import sys, ssl, numpy; print(sys.prefix, sys.base_prefix)"], tmp_path
+        )
+    )
+    assert where.returncode == 0, where.stderr[-3000:]
+    assert where.stdout.split() == [str(environment), str(environment)]
     # As on EMR, the entry point is a lone file: featurizer must come from the archive, not this checkout.
     entry = tmp_path / "entry" / "main.py"
     entry.parent.mkdir()
     shutil.copy(ROOT / "spark" / "main.py", entry)
-    python = environment / "bin" / "python"
     # Local Spark does not unpack --archives where Python workers look: point both sides at the unpacked copy.
     env = {
         **os.environ,
@@ -88,12 +109,8 @@ def test_packed_environment_runs_the_job_through_spark_submit(
         "PYSPARK_PYTHON": str(python),
         "PYSPARK_DRIVER_PYTHON": str(python),
     }
-
-    result = run(
-        PYSPARK_HOME / "bin" / "spark-submit",
-        "--master",
-        "local[2]",
-        entry,
+    submit = [PYSPARK_HOME / "bin" / "spark-submit", "--master", "local[2]", entry]
+    arguments = [
         "--input",
         sample_images,
         "--output",
@@ -102,9 +119,9 @@ def test_packed_environment_runs_the_job_through_spark_submit(
         "packed",
         "--model",
         model,
-        env=env,
-        cwd=tmp_path,
-    )
+    ]
+
+    result = run(*without_any_python_3_11([*submit, *arguments], tmp_path), env=env, cwd=tmp_path)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run_dir = tmp_path / "runs" / "packed"
@@ -113,6 +130,7 @@ def test_packed_environment_runs_the_job_through_spark_submit(
     assert manifest["model"]["model_sha256"] == (model.parent / f"{model.name}.sha256").read_text().split()[0]
     assert manifest["model"]["weights_sha256"].startswith("71e4c4ec4aa24c9c")
     assert manifest["versions"]["engine"].startswith("onnxruntime")
+    assert manifest["versions"]["python"] == platform.python_version()
 
 
 def test_a_model_that_does_not_match_its_sha256_file_is_refused(dist: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ SIZING = WorkerSizing(
 )
 JOB_SETTINGS = JobSettings(
     application_id="00f1982r1uukb925",
+    region="eu-west-1",
     job_role_arn="arn:aws:iam::123456789012:role/featurizer-JobRuntimeRole",
     data_bucket="featurizer-data",
     artifacts_bucket="featurizer-artifacts",

@@ -1,4 +1,4 @@
-"""packaging/deploy.py: what can run without AWS: prerequisites and content-addressed uploads."""
+"""packaging/deploy.py without AWS: prerequisites, worker sizes, content-addressed uploads."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from tests.paths import ROOT
 
+sys.path.insert(0, str(ROOT / "packaging"))  # as when it runs as a script: its own folder comes first
 spec = importlib.util.spec_from_file_location("deploy", ROOT / "packaging" / "deploy.py")
 deploy = sys.modules["deploy"] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
 spec.loader.exec_module(deploy)
@@ -59,3 +60,72 @@ def test_uploads_are_content_addressed_and_never_overwrite(
         s3.get_object(Bucket="artifacts", Key=first["ModelKey"] + ".sha256")["Body"].read()
         == checksum.read_bytes()
     )
+
+
+@mock_aws
+def test_an_artifacts_bucket_the_credentials_may_not_read_is_named_with_the_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.stub import Stubber
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3 = boto3.client("s3")
+    entry = tmp_path / "main.py"
+    entry.write_text("print('job')\n")
+    with Stubber(s3) as stubbed:
+        stubbed.add_client_error("head_object", service_error_code="403", http_status_code=403)
+        with pytest.raises(deploy.PrerequisiteMissing, match="s3:GetObject, s3:PutObject and s3:ListBucket"):
+            deploy.upload(s3, "artifacts", [deploy.Artifact("EntryPointKey", entry, "job")])
+
+
+def test_arm64_with_tensorflow_is_refused_before_anything_is_built() -> None:
+    with pytest.raises(deploy.PrerequisiteMissing, match="no aarch64 wheel of tensorflow-cpu"):
+        deploy.check_variants("ARM64", with_tensorflow=True)
+    deploy.check_variants("ARM64", with_tensorflow=False)
+    deploy.check_variants("X86_64", with_tensorflow=True)
+
+
+def test_the_template_rules_state_the_worker_sizes_deploy_checks() -> None:
+    from sizing import WORKER_MEMORY_GB
+
+    from local.template import load_template
+
+    rules = load_template()["Rules"]
+    for role in ("Driver", "Executor"):
+        for vcpu, sizes in WORKER_MEMORY_GB.items():
+            rule = rules[f"{role}Worker{vcpu}vCpu"]
+            assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": f"{role}Cores"}, str(vcpu)]}
+            (assertion,) = rule["Assertions"]
+            assert assertion["Assert"] == {
+                "Fn::Contains": [[f"{g}g" for g in sizes], {"Ref": f"{role}WorkerMemory"}]
+            }
+    assert len(rules) == 2 * len(WORKER_MEMORY_GB)
+
+
+def test_the_default_sizing_makes_valid_workers() -> None:
+    deploy.check_sizing(deploy.parameter_values([]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        (["DriverWorkerMemory=32g"], "DriverWorkerMemory must be 8g to 30g for a 4-vCPU worker"),
+        (
+            ["ExecutorCores=8", "ExecutorWorkerMemory=18g"],
+            "must be 16g to 60g in steps of 4g for a 8-vCPU worker",
+        ),
+        (["ExecutorMemoryOverhead=8g"], "ExecutorMemoryOverhead 8g leaves the executor's JVM less than 1g"),
+        (["ExecutorMemoryOverhead=3G"], "ExecutorMemoryOverhead must be a whole number of GB like 3g"),
+    ],
+)
+def test_sizes_that_are_no_emr_worker_are_refused_before_anything_is_built(
+    overrides: list[str], problem: str
+) -> None:
+    with pytest.raises(deploy.PrerequisiteMissing, match="the workers' sizing is not valid") as refused:
+        deploy.check_sizing(deploy.parameter_values(overrides))
+    assert problem in str(refused.value)
+
+
+def test_an_unknown_parameter_is_named_with_the_known_ones() -> None:
+    with pytest.raises(deploy.PrerequisiteMissing, match="Name one of NotificationEmail, ReleaseLabel"):
+        deploy.parameter_values(["DriverMemory=14g"])

@@ -176,6 +176,31 @@ def test_delete_cancels_a_running_run_and_refuses_a_finished_one(
     assert "already finished with state CANCELLED" in refused["problem"]
 
 
+def test_outputs_the_api_may_not_read_are_a_500_naming_the_permission_not_a_missing_run(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    inbox: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from api import app
+
+    _, created, _ = call(handlers, events.api("POST", "/runs", json.dumps({"input": inbox})), context)
+
+    def refused(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    monkeypatch.setattr(app.s3, "get_object", refused)
+    status, error, _ = call(handlers, events.api("GET", f"/runs/{created['run_id']}"), context)
+
+    assert status == 500
+    assert "this function's role needs s3:GetObject" in error["problem"]
+    assert f"/{created['run_id']}/_COMPLETED.json" in error["problem"]
+
+
 BAD_REQUESTS = [
     pytest.param("{not json", 400, "body", "is not valid JSON", id="invalid-json"),
     pytest.param("", 400, "body", "is empty", id="empty-body"),
@@ -198,6 +223,10 @@ BAD_REQUESTS = [
     pytest.param(
         '{"input": "{inbox}", "options": {"engine": "torch"}}',
         400, "options.engine", "must be one of 'onnx' or 'tensorflow'", id="unknown-engine",
+    ),
+    pytest.param(
+        '{"input": "{inbox}", "options": {"engine": "tensorflow"}}',
+        400, "options.engine", "this deployment has no TensorFlow environment", id="tensorflow-not-deployed",
     ),
     pytest.param(
         '{"input": "{inbox}", "options": {"pca_k": 0}}',

@@ -13,11 +13,15 @@ from tests.unit.settings import SIZING
 
 
 def test_spark_submit_parameters_exact_string() -> None:
-    assert spark_submit_parameters("featurizer-artifacts", "job/env-3f2a.tar.gz", SIZING) == (
+    assert spark_submit_parameters("featurizer-artifacts", "job/env-3f2a.tar.gz", SIZING, "eu-west-1") == (
         "--conf spark.archives=s3://featurizer-artifacts/job/env-3f2a.tar.gz#environment"
         " --conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON=./environment/bin/python"
         " --conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python"
         " --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"
+        " --conf spark.emr-serverless.driverEnv.AWS_REGION=eu-west-1"
+        " --conf spark.emr-serverless.driverEnv.AWS_DEFAULT_REGION=eu-west-1"
+        " --conf spark.executorEnv.AWS_REGION=eu-west-1"
+        " --conf spark.executorEnv.AWS_DEFAULT_REGION=eu-west-1"
         " --conf spark.driver.cores=4"
         " --conf spark.driver.memory=14g"
         " --conf spark.executor.cores=4"
@@ -62,7 +66,7 @@ def test_start_job_run_request_matches_the_job_contract() -> None:
         "--seed", "7",
     ]  # fmt: skip
     assert driver["sparkSubmitParameters"] == spark_submit_parameters(
-        "featurizer-artifacts", "job/env-tf-77b0.tar.gz", SIZING
+        "featurizer-artifacts", "job/env-tf-77b0.tar.gz", SIZING, "eu-west-1"
     )
     assert request["configurationOverrides"] == {
         "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": "s3://featurizer-data/logs/"}}

@@ -173,3 +173,16 @@ def test_the_emr_end_rules_match_exactly_the_states_the_handlers_treat_as_ended(
     assert len(patterns) == 2  # RunEndedFunction and NotifyFunction
     for pattern in patterns:
         assert set(pattern["detail"]["state"]) == TERMINAL_STATES == TERMINAL
+
+
+def test_the_tests_run_the_spark_of_the_default_release_and_only_mapped_releases_are_allowed(
+    local_aws: Any,
+) -> None:
+    import pyspark
+
+    release = local_aws.template["Parameters"]["ReleaseLabel"]
+    spark_of = local_aws.template["Mappings"]["ReleaseSpark"]
+    assert set(release["AllowedValues"]) == set(spark_of)
+    assert str(spark_of[release["Default"]]["Spark"]) == pyspark.__version__, (
+        "pin pyspark (pyproject.toml, constraints.txt) to the Spark of the default ReleaseLabel"
+    )

@@ -27,6 +27,10 @@ IMPORT = (
 )
 
 
+# What the Lambda runtime itself sets in every function's environment (the template may not set these).
+LAMBDA_RUNTIME = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
 class Placeholders(dict[str, str]):
     def __missing__(self, key: str) -> str:
         if key.endswith(".Arn"):
@@ -46,7 +50,7 @@ def import_in_subprocess(
     variables = function_environment(template, name, Placeholders())
     if drop:
         variables.pop(drop)
-    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1", **variables}
+    env = {"PATH": os.environ.get("PATH", ""), **LAMBDA_RUNTIME, **variables}
     return subprocess.Popen(
         [sys.executable, "-c", IMPORT, str(code_uri(template, props)), props["Handler"]],
         env=env,
@@ -75,7 +79,7 @@ def test_every_variable_the_code_reads_is_set_by_the_template() -> None:
         assert "os.getenv" not in path.read_text(), f"{path}: configuration must fail loudly when missing"
     assert len(read) >= 15
     for name in functions(template):
-        missing = read - set(function_environment(template, name, Placeholders()))
+        missing = read - set(function_environment(template, name, Placeholders())) - set(LAMBDA_RUNTIME)
         assert not missing, f"{name} lacks {sorted(missing)}"
 
 
