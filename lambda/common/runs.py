@@ -22,8 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 INBOX_PREFIX = "inbox/"
 RUNS_PREFIX = "runs/"
 START_MARKER = "_START"
+# Datasets the drop-to-run pipeline leaves alone: packaging/selftest.py uploads there and starts the run.
+SELF_TEST_PREFIX = "selftest-"
 COMPLETED_FLAG = "_COMPLETED.json"
 FAILED_FLAG = "_FAILED.json"
+# The states GET /runs/{run_id} gives a run besides EMR's job-run states, and those in which it has ended.
+STARTING, START_FAILED, COMPLETED, FAILED = "STARTING", "START_FAILED", "COMPLETED", "FAILED"
+ENDED_STATES = frozenset({START_FAILED, COMPLETED, FAILED, "CANCELLED"})
 
 # A dataset name is one path segment of inbox/<dataset>/ and the start of its run ids, so it is restricted
 # to characters that are safe in a run id and in an S3 key. Both patterns are matched whole (fullmatch).
@@ -102,6 +107,7 @@ class RunOptions(BaseModel):
     test_fraction: float | None = _within(FRACTION_BOUNDS)
     seed: int | None = _within(SEED_BOUNDS)
     batch_size: int | None = _within(BATCH_SIZE_BOUNDS)
+    self_test: bool | None = None
 
     @model_validator(mode="after")
     def _one_pca_setting(self) -> RunOptions:
@@ -117,7 +123,11 @@ class RunOptions(BaseModel):
         """
         args: list[str] = []
         for name, value in self.model_dump(exclude_none=True).items():
-            args += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
+            flag = f"--{name.replace('_', '-')}"
+            if isinstance(value, bool):  # a switch: on or left out
+                args += [flag] if value else []
+            else:
+                args += [flag, repr(value) if isinstance(value, float) else str(value)]
         return args
 
 

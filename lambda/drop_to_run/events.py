@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from pydantic import BaseModel, Json
 
-from common.runs import DATASET_PATTERN, INBOX_PREFIX, START_MARKER, is_valid_dataset
+from common.runs import DATASET_PATTERN, INBOX_PREFIX, SELF_TEST_PREFIX, START_MARKER, is_valid_dataset
 from drop_to_run.debounce import Upload
 
 
@@ -56,6 +56,12 @@ def upload_from_key(key: str, time: float) -> Upload | Ignored:
         return Ignored(key, "folder placeholder")
     if not is_valid_dataset(dataset):
         return Ignored(key, f"dataset name {dataset!r} does not match {DATASET_PATTERN.pattern}")
+    if dataset.startswith(SELF_TEST_PREFIX):
+        return Ignored(
+            key,
+            f"dataset names that start with {SELF_TEST_PREFIX!r} are the self-test's (packaging/selftest.py "
+            "starts their runs through the API): rename the folder to start a run from a drop",
+        )
     return Upload(dataset=dataset, key=key, time=time, is_start_marker=rest == START_MARKER)
 
 

@@ -54,7 +54,7 @@ def _expected_sha256(uri: str) -> str | None:
     sidecar = f"{uri}.sha256"
     try:
         return storage.read_bytes(sidecar).decode().split()[0] if storage.exists(sidecar) else None
-    except (OSError, IndexError, UnicodeDecodeError) as error:
+    except (OSError, IndexError, UnicodeDecodeError, storage.StorageError) as error:
         raise ModelUnavailable(f"{sidecar} cannot be read as a sha256 digest ({error})") from error
 
 

@@ -41,6 +41,8 @@ from featurizer.outputs import pca_projection, read_parquet, write_parquet, writ
 from featurizer.partitioning import arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.progress import Progress
 from featurizer.report import write_report
+from featurizer.selftest import AccessCheck, AccessCheckFailed, access_checks, worker_environments
+from featurizer.selftest import report as self_test_report
 from featurizer.session import S3ConnectorMissing, local_session, require_s3a, submitted_session
 from featurizer.timings import StageTimer
 from featurizer.weights import WeightsUnavailable
@@ -58,10 +60,12 @@ class RunFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Prepared:
-    """Everything settled before Spark starts: the options and the model file the workers load."""
+    """Everything settled before Spark starts: the options, the model file the workers load, and (for a
+    self-test) what the job's role was allowed and refused."""
 
     options: JobOptions
     model: ModelArtifact
+    access: tuple[AccessCheck, ...] = ()
 
 
 def prepare(options: JobOptions) -> Prepared:
@@ -76,7 +80,12 @@ def prepare(options: JobOptions) -> Prepared:
         raise InputError(
             f"--input {options.input} does not exist or is empty: point it at a folder of images"
         )
-    return Prepared(options, model_for(options))
+    model = model_for(options)
+    try:
+        access = tuple(access_checks(options)) if options.self_test else ()
+    except AccessCheckFailed as error:
+        raise InputError(str(error)) from error
+    return Prepared(options, model, access)
 
 
 @dataclass
@@ -260,6 +269,9 @@ def _write(
     )
     storage.write_json(run.uri("metrics.json"), metrics)
     saved.result()
+    checked = None
+    if run.options.self_test:
+        checked = self_test_report(list(run.prepared.access), worker_environments(spark, task_slots(spark)))
     counts = verified_counts(
         spark,
         run.options.run_uri,
@@ -269,7 +281,9 @@ def _write(
         parquet={"features": as_features(vectors).schema, "pca": projected.schema},
         csv_rows={"pca_csv": pca_rows, "rejected_csv": rejected_rows},
     )
-    described = manifest(spark, run.options, run.prepared.model, counts, run.started_at, datetime.now(UTC))
+    described = manifest(
+        spark, run.options, run.prepared.model, counts, run.started_at, datetime.now(UTC), self_test=checked
+    )
     storage.write_json(run.uri("manifest.json"), described)
     return described
 

@@ -82,9 +82,11 @@ def manifest(
     counts: Mapping[str, Any],
     started_at: datetime,
     finished_at: datetime,
+    self_test: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`manifest.json`: what the run read, with which options, versions and model, and its counts."""
-    return {
+    """`manifest.json`: what the run read, with which options, versions and model, and its counts (and a
+    self-test's findings)."""
+    described = {
         "run_id": options.run_id,
         "input": options.input,
         "output": options.run_uri,
@@ -99,8 +101,12 @@ def manifest(
             "pyspark": pyspark.__version__,
             "engine": engine_version(options.engine),
         },
+        "region": storage.region(),
         "model": model.as_dict(),
     }
+    if self_test is not None:
+        described["self_test"] = dict(self_test)
+    return described
 
 
 def completion_record(

@@ -41,6 +41,7 @@ class JobOptions:
     test_fraction: float = 0.2
     seed: int = 42
     batch_size: int = 16
+    self_test: bool = False
 
     @property
     def run_uri(self) -> str:
@@ -169,6 +170,12 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=16,
         help="images per inference batch (default 16)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="also check what the job's role may and may not do on S3 and what the workers run, into "
+        "manifest.json (packaging/selftest.py reads it)",
+    )
     return parser
 
 
@@ -194,4 +201,5 @@ def parse_options(
         test_fraction=args.test_fraction,
         seed=args.seed,
         batch_size=args.batch_size,
+        self_test=args.self_test,
     )

@@ -86,6 +86,13 @@ def _folder_prefix(key: str) -> str:
     return key.rstrip("/") + "/" if key.strip("/") else ""
 
 
+def _refusal(action: str, loc: S3Location) -> AccessDenied:
+    return AccessDenied(
+        f"s3://{loc.bucket}/{loc.key}: access denied; the job's role needs {action} there, and "
+        f"s3:ListBucket on bucket {loc.bucket} (without it S3 answers 403 for a missing file too)"
+    )
+
+
 @contextmanager
 def _permission(action: str, loc: S3Location) -> Iterator[None]:
     """A refused request raises AccessDenied naming `action` (never "not found")."""
@@ -94,14 +101,19 @@ def _permission(action: str, loc: S3Location) -> Iterator[None]:
     except ClientError as error:
         if error_code(error) not in DENIED_CODES:
             raise
-        raise AccessDenied(
-            f"s3://{loc.bucket}/{loc.key}: access denied; the job's role needs {action} there, and "
-            f"s3:ListBucket on bucket {loc.bucket} (without it S3 answers 403 for a missing file too)"
-        ) from error
+        raise _refusal(action, loc) from error
 
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def region() -> str | None:
+    """The AWS region the job's clients are in: boto3's own (AWS_DEFAULT_REGION, its config), else the
+    AWS_REGION that EMR Serverless and the start's --conf set."""
+    import boto3
+
+    return boto3.session.Session().region_name or os.environ.get("AWS_REGION") or None
 
 
 # Connections one client keeps open: a Python worker fetches this many images at once (`fetch`).
@@ -123,7 +135,8 @@ def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
     if is_s3(uri):
         loc = parse_s3(uri)
         extra = {"ContentType": content_type} if content_type else {}
-        s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data, **extra)
+        with _permission("s3:PutObject", loc):
+            s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data, **extra)
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,13 +273,18 @@ def delete_tree(uri: str) -> None:
         if not prefix:
             raise StorageError(f"refusing to delete the whole bucket {uri}")
         client = s3_client()
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
-            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-            if keys:
-                failed = client.delete_objects(Bucket=loc.bucket, Delete={"Objects": keys, "Quiet": True})
-                if failed.get("Errors"):
-                    first = failed["Errors"][0]
-                    raise StorageError(f"cannot delete s3://{loc.bucket}/{first['Key']}: {first['Message']}")
+        with _permission("s3:ListBucket and s3:DeleteObject", loc):
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if keys:
+                    failed = client.delete_objects(Bucket=loc.bucket, Delete={"Objects": keys, "Quiet": True})
+                    if failed.get("Errors"):  # S3 refuses a batch's keys one by one, with a 200
+                        first = failed["Errors"][0]
+                        if first["Code"] in DENIED_CODES:
+                            raise _refusal("s3:DeleteObject", S3Location(loc.bucket, first["Key"]))
+                        raise StorageError(
+                            f"cannot delete s3://{loc.bucket}/{first['Key']}: {first['Message']}"
+                        )
         return
     path = local_path(uri)
     if path.exists():

@@ -18,6 +18,19 @@ from featurizer.artifact import ModelUnavailable, onnx_model
 from tests.paths import ROOT
 
 PYSPARK_HOME = Path(__import__("pyspark").__file__).parent
+# Standard-library C modules and the libraries they link on Debian and Amazon Linux 2023, which the
+# environment must carry: the test hides this machine's copies.
+MODULES = "sys, ssl, sqlite3, ctypes, lzma, bz2, zlib, uuid, numpy"
+LIBRARIES = (
+    "libssl.so.3",
+    "libcrypto.so.3",
+    "libsqlite3.so.0",
+    "libffi.so.8",
+    "liblzma.so.5",
+    "libbz2.so.1.0",
+    "libz.so.1",
+    "libuuid.so.1",
+)
 
 
 def run(*command: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -63,15 +76,26 @@ def dist(tmp_path_factory: pytest.TempPathFactory, weights: Path) -> Path:
     return out
 
 
-def without_any_python_3_11(command: list[str | Path], scratch: Path) -> list[str]:
+def system_copies(names: tuple[str, ...]) -> list[str]:
+    """Where this machine's loader finds the libraries with these names (ldconfig's cache)."""
+    cache = run("ldconfig", "-p").stdout.splitlines()
+    found = {line.split(" => ")[1] for line in cache if " => " in line and line.split()[0] in names}
+    return sorted({str(Path(p).resolve()) for p in found})
+
+
+def without_any_python_3_11(
+    command: list[str | Path], scratch: Path, libraries: tuple[str, ...] = ()
+) -> list[str]:
     """`command` run where no Python 3.11 of this machine can be found, as on a worker that has none: a
-    private mount namespace with the build's interpreter (this test's own), and the system's, hidden."""
+    private mount namespace with the build's interpreter (this test's own), the system's and its libpython,
+    and the system's copies of `libraries`, hidden."""
     nothing = scratch / "nothing"
     nothing.mkdir(exist_ok=True)
     folders = [
         p for p in {sys.base_prefix, "/usr/lib/python3.11", "/usr/local/lib/python3.11"} if Path(p).is_dir()
     ]
     files = [p for p in ("/usr/bin/python3.11", "/usr/local/bin/python3.11") if Path(p).is_file()]
+    files += system_copies(("libpython3.11.so", "libpython3.11.so.1.0", *libraries))
     hide = [f"mount --bind {shlex.quote(str(nothing))} {shlex.quote(p)}" for p in folders]
     hide += [f"mount --bind /dev/null {shlex.quote(p)}" for p in files]
     script = " && ".join([*hide, 'exec "$@"'])
@@ -86,14 +110,14 @@ def test_packed_environment_carries_its_own_python_and_runs_the_job_through_spar
     environment = tmp_path / "environment"
     environment.mkdir()
     with tarfile.open(archive) as packed:
-        packed.extractall(environment, filter="tar")  # no link points outside the environment
+        packed.extractall(environment, filter="data")  # no absolute path, no link out of the environment
     site = next((environment / "lib").glob("python3.11/site-packages"))
     assert (site / "featurizer").is_dir() and (site / "onnxruntime").is_dir() and (site / "cv2").is_dir()
     assert not (site / "tensorflow").exists() and not (site / "pyspark").exists()
     python = environment / "bin" / "python"
     where = run(
         *without_any_python_3_11(
-            [python, "-c", "import sys, ssl, numpy; print(sys.prefix, sys.base_prefix)"], tmp_path
+            [python, "-c", f"import {MODULES}; print(sys.prefix, sys.base_prefix)"], tmp_path, LIBRARIES
         )
     )
     assert where.returncode == 0, where.stderr[-3000:]

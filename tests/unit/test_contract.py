@@ -216,3 +216,13 @@ def test_the_run_folder_and_its_flags_are_where_the_control_plane_looks() -> Non
     assert isinstance(parsed, JobOptions)
     assert parsed.run_uri == f"{output_uri(JOB_SETTINGS.data_bucket, 'flowers')}{RUN_ID}/"
     assert (JOB_COMPLETED_FLAG, JOB_FAILED_FLAG) == (COMPLETED_FLAG, FAILED_FLAG)
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_switch_reaches_the_job_as_set(value: bool) -> None:
+    accepted = api({"self_test": value})
+    assert isinstance(accepted, RunOptions)
+    parsed = job_parses(job_arguments(accepted))
+    assert isinstance(parsed, JobOptions) and parsed.self_test is value
+    refused = api({"self_test": "yes"})
+    assert isinstance(refused, RequestValidationError) and refused.field == "options.self_test"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,24 +13,33 @@ import pytest
 from moto import mock_aws
 
 from tests.paths import ROOT
+from tests.sam import sam_python
 
 sys.path.insert(0, str(ROOT / "packaging"))  # as when it runs as a script: its own folder comes first
 spec = importlib.util.spec_from_file_location("deploy", ROOT / "packaging" / "deploy.py")
 deploy = sys.modules["deploy"] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
 spec.loader.exec_module(deploy)
+# How sam deploy reads --parameter-overrides (samcli's own parser, in the SAM CLI's virtualenv).
+SAM_READS = (
+    "import json, sys; from samcli.cli.types import CfnParameterOverridesType; "
+    "print(json.dumps(CfnParameterOverridesType().convert(sys.argv[1:], None, None)))"
+)
 
 
 def test_every_missing_prerequisite_is_named_before_anything_runs() -> None:
     with pytest.raises(deploy.PrerequisiteMissing) as error:
-        deploy.check_prerequisites(sam=None, docker=None, credentials=None)
+        deploy.check_prerequisites(sam=None, docker=None, credentials=None, region=None)
 
     message = str(error.value)
     assert "AWS SAM CLI" in message and "Docker" in message and "aws configure" in message
+    assert "an AWS region" in message
 
 
 def test_a_docker_client_without_an_engine_is_reported() -> None:
     with pytest.raises(deploy.PrerequisiteMissing, match="running Docker engine"):
-        deploy.check_prerequisites(sam="/usr/bin/sam", docker="/bin/false", credentials=object())
+        deploy.check_prerequisites(
+            sam="/usr/bin/sam", docker="/bin/false", credentials=object(), region="eu-west-1"
+        )
 
 
 @mock_aws
@@ -127,5 +138,54 @@ def test_sizes_that_are_no_emr_worker_are_refused_before_anything_is_built(
 
 
 def test_an_unknown_parameter_is_named_with_the_known_ones() -> None:
-    with pytest.raises(deploy.PrerequisiteMissing, match="Name one of NotificationEmail, ReleaseLabel"):
+    with pytest.raises(deploy.PrerequisiteMissing, match="Name one of ReleaseLabel, "):
         deploy.parameter_values(["DriverMemory=14g"])
+
+
+@pytest.mark.parametrize(
+    ("override", "option"),
+    [("Architecture=ARM64", "--architecture"), ("ModelKey=models/x.onnx", "--weights")],
+)
+def test_a_parameter_the_deploy_sets_itself_is_refused_with_its_option(override: str, option: str) -> None:
+    with pytest.raises(deploy.PrerequisiteMissing, match=f"with {option}"):
+        deploy.parameter_values([override])
+
+
+@mock_aws
+def test_the_sizing_checked_is_the_deployed_stack_s_with_the_overrides_on_top(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    cloudformation = boto3.client("cloudformation")
+    assert deploy.deployed_parameters(cloudformation, "image-featurizer") == {}
+    template = """{"Parameters": {"DriverWorkerMemory": {"Type": "String"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}"""
+    cloudformation.create_stack(
+        StackName="image-featurizer",
+        TemplateBody=template,
+        Parameters=[{"ParameterKey": "DriverWorkerMemory", "ParameterValue": "32g"}],
+    )
+
+    deployed = deploy.deployed_parameters(cloudformation, "image-featurizer")
+
+    assert deployed == {"DriverWorkerMemory": "32g"}
+    with pytest.raises(deploy.PrerequisiteMissing, match="DriverWorkerMemory must be 8g to 30g"):
+        deploy.check_sizing(deploy.parameter_values([], deployed))
+    deploy.check_sizing(deploy.parameter_values(["DriverWorkerMemory=16g"], deployed))
+
+
+def test_sam_reads_the_overrides_as_given_an_empty_value_too() -> None:
+    parameters = {"NotificationEmail": "a@b.io", "TensorflowEnvArchiveKey": "", "Label": "two words, a=b"}
+    read = subprocess.run(
+        [sam_python(), "-c", SAM_READS, *deploy.sam_overrides(parameters)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert json.loads(read.stdout) == parameters
+
+
+def test_a_value_sam_would_read_as_its_own_quoting_is_refused() -> None:
+    with pytest.raises(deploy.PrerequisiteMissing, match="Label: a parameter value cannot hold a quote"):
+        deploy.sam_overrides({"Label": 'say "hi"'})

@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from common.models import TERMINAL_STATES
+from common.runs import COMPLETED, ENDED_STATES, START_FAILED
 from tests.paths import EVENTS_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -465,3 +467,8 @@ def test_the_request_fixture_is_accepted_as_delivered(
     status, created, _ = call(handlers, events.load("apigw_http_post_runs.json"), context)
     assert status == 202, created
     assert created["options"] == {"pca_k": 20}
+
+
+def test_the_ended_states_are_emr_s_with_success_told_apart_and_a_start_that_failed() -> None:
+    # GET /runs answers COMPLETED or FAILED for an EMR SUCCESS (by the flag), START_FAILED for no job run.
+    assert (TERMINAL_STATES - {"SUCCESS"}) | {COMPLETED, START_FAILED} == ENDED_STATES

@@ -167,11 +167,20 @@ def test_objects_outside_dataset_folders_are_ignored(
             "inbox/has space/x.jpg",
             "inbox/newline\n/x.jpg",
             "inbox/folder-only/",
+            "inbox/selftest-20261124T100000/Banana/1.jpg",
             "runs/x/y.json",
         )
     ]
     deliver(handlers, events, context, bodies)
-    for name in ("loose-file.jpg", "has space", "newline\n", "newline", "folder-only", "x"):
+    for name in (
+        "loose-file.jpg",
+        "has space",
+        "newline\n",
+        "newline",
+        "folder-only",
+        "selftest-20261124T100000",
+        "x",
+    ):
         assert tick(handlers, events, context, T0 + 3600, name) == []
         item = local_aws.client("dynamodb").get_item(
             TableName=local_aws.table_name, Key={"pk": {"S": f"dataset#{name}"}}
