@@ -10,8 +10,11 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12
 # aws-sam-cli pins a boto3 the job cannot use: it gets a virtualenv of its own.
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell sha256sum packaging/requirements-sam.txt | cut -c1-12)
+# checkov and parliament (the template linters) pin boto3 and more: a virtualenv of their own too.
+LINT_VENV := .venv-lint
+LINT_STAMP := $(LINT_VENV)/.installed-$(shell sha256sum tests/requirements-lint.txt | cut -c1-12)
 
-.PHONY: setup s3a sam demo stack test lint bench bench-tune clean
+.PHONY: setup s3a sam lint-tools demo stack test lint bench bench-tune clean
 
 $(STAMP): $(REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
@@ -35,6 +38,13 @@ $(SAM_STAMP): packaging/requirements-sam.txt
 
 sam: $(SAM_STAMP)
 
+$(LINT_STAMP): tests/requirements-lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet -r tests/requirements-lint.txt
+	rm -f $(LINT_VENV)/.installed-* && touch $@
+
+lint-tools: $(LINT_STAMP)
+
 demo: s3a
 	$(BIN)/python -m local demo $(LOCAL_ARGS)
 
@@ -45,8 +55,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint s3a sam
-	SAM_CLI=$(abspath $(SAM_VENV))/bin/sam $(BIN)/python -m pytest
+test: lint s3a sam lint-tools
+	SAM_CLI=$(abspath $(SAM_VENV))/bin/sam LINT_TOOLS=$(abspath $(LINT_VENV))/bin $(BIN)/python -m pytest
 
 bench: setup
 	$(BIN)/python bench/performance.py
@@ -55,4 +65,4 @@ bench-tune: setup
 	$(BIN)/python bench/performance.py --tune
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) demo dist .local-stack
+	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) demo dist .local-stack

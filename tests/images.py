@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,20 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "text.jpg": (b"hello, I am not a picture\n", "not a JPEG or PNG"),
         "garbage.png": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "corrupt or truncated PNG"),
     }
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid black PNG of width x height at one bit a pixel: 20000 x 20000 is under 50 kB of file and
+    400 MB once decoded (a decompression bomb). Written row by row, so making it allocates no image."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4) + kind + body + zlib.crc32(kind + body).to_bytes(4)
+
+    row = bytes(1 + (width + 7) // 8)  # filter type 0, then the row's bits
+    deflate = zlib.compressobj(9)
+    pixels = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    header = width.to_bytes(4) + height.to_bytes(4) + bytes([1, 0, 0, 0, 0])  # 1-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def write(folder: Path, files: dict[str, bytes]) -> None:

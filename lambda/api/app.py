@@ -18,10 +18,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
-from api.requests import RequestValidationError, check_run_id, parse_run_request
+from api.callers import Caller
+from api.requests import RequestValidationError, check_run_id, parse_run_request, request_text
 from api.service import RunsApi
-from common.config import JobSettings, StateSettings
+from common.config import AccessSettings, JobSettings, StateSettings
 from common.errors import InvalidRequestError, PermissionMissingError, RunStartError
 from common.launch import idempotent_launcher
 
@@ -32,6 +34,19 @@ app = APIGatewayHttpResolver()
 
 JOB = JobSettings.from_env()
 STATE = StateSettings.from_env()
+ACCESS = AccessSettings.from_env()
+# Error codes with which AWS asks its caller to slow down: the API then answers 503 with Retry-After.
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+RETRY_AFTER_THROTTLED_SECONDS = 5
 
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))  # presigned report links: SigV4
 emr = boto3.client("emr-serverless")
@@ -44,6 +59,7 @@ start_run_once, idempotency_config = idempotent_launcher(
 
 runs = RunsApi(
     settings=JOB,
+    access=ACCESS,
     claim_window_seconds=STATE.idempotency_ttl_seconds,
     s3=s3,
     emr=emr,
@@ -64,13 +80,14 @@ def _json(status_code: int, body: dict[str, Any], headers: dict[str, str] | None
 @app.post("/runs")
 @tracer.capture_method
 def create_run() -> Response:
-    request = parse_run_request(app.current_event.decoded_body)
-    context = app.current_event.request_context
-    caller = context.authorizer.iam.user_arn or "anonymous"
+    event = app.current_event
+    request = parse_run_request(request_text(event.body, event.is_base64_encoded))
+    context = event.request_context
+    caller = current_caller()
     requested_at = datetime.fromtimestamp(context.time_epoch / 1000, tz=UTC)
     created = runs.create_run(request, caller=caller, requested_at=requested_at)
     logger.set_correlation_id(created["run_id"])
-    logger.info("run requested", extra={"caller": caller, **created})
+    logger.info("run requested", extra={"caller": caller.arn, **created})
     status_url = f"https://{context.domain_name}/runs/{created['run_id']}"
     return _json(202, {**created, "status_url": status_url}, headers={"Location": status_url})
 
@@ -79,16 +96,28 @@ def create_run() -> Response:
 @tracer.capture_method
 def get_run(run_id: str) -> Response:
     logger.set_correlation_id(check_run_id(run_id))
-    return _json(200, runs.run_status(run_id))
+    return _json(200, runs.run_status(run_id, current_caller()))
 
 
 @app.delete("/runs/<run_id>")
 @tracer.capture_method
 def cancel_run(run_id: str) -> Response:
     logger.set_correlation_id(check_run_id(run_id))
-    cancelled = runs.cancel_run(run_id)
+    cancelled = runs.cancel_run(run_id, current_caller())
     logger.info("run cancelled", extra=cancelled)
     return _json(202, cancelled)
+
+
+def current_caller() -> Caller:
+    arn = app.current_event.request_context.authorizer.iam.user_arn
+    return Caller.of(arn, ACCESS.operator_role_arn)
+
+
+def _problem(status_code: int, error: str, problem: str, headers: dict[str, str] | None = None) -> Response:
+    """A server-side error, told without internal details (they are logged, under the request id)."""
+    request_id = app.current_event.request_context.request_id
+    body = {"error": error, "field": None, "problem": f"{problem} (request id {request_id})"}
+    return _json(status_code, body, headers=headers)
 
 
 @app.exception_handler(InvalidRequestError)
@@ -103,6 +132,7 @@ def invalid_request(error: InvalidRequestError) -> Response:
             "problem": error.problem,
             "problems": [{"field": field, "problem": problem} for field, problem in problems],
         },
+        headers={"Retry-After": str(error.retry_after_seconds)} if error.retry_after_seconds else None,
     )
 
 
@@ -118,13 +148,42 @@ def already_in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
 @app.exception_handler(PermissionMissingError)
 def permission_missing(error: PermissionMissingError) -> Response:
     logger.exception("the function's role lacks a permission", extra={"action": error.action})
-    return _json(500, {"error": "PermissionMissing", "field": None, "problem": str(error)})
+    return _problem(500, "PermissionMissing", f"the service's role lacks {error.action}: tell its operators")
 
 
 @app.exception_handler(RunStartError)
 def run_not_started(error: RunStartError) -> Response:
     logger.exception("EMR Serverless refused the run")
-    return _json(502, {"error": "RunStartError", "field": "input", "problem": str(error)})
+    if error.code in THROTTLING_CODES:
+        return throttled()
+    return _problem(
+        502, "RunStartError", f"EMR Serverless refused to start the run ({error.code}); retry later"
+    )
+
+
+@app.exception_handler(ClientError)
+def aws_error(error: ClientError) -> Response:
+    code = error.response["Error"].get("Code", "unknown")
+    service = error.operation_name
+    logger.exception("AWS call failed", extra={"code": code, "operation": service})
+    if code in THROTTLING_CODES:
+        return throttled()
+    return _problem(502, "UpstreamError", f"an AWS call ({service}) failed with {code}; retry later")
+
+
+@app.exception_handler(BotoCoreError)
+def aws_unreachable(error: BotoCoreError) -> Response:
+    logger.exception("AWS did not answer")
+    return _problem(503, "Unavailable", "an AWS service did not answer; retry", headers={"Retry-After": "5"})
+
+
+def throttled() -> Response:
+    return _problem(
+        503,
+        "Throttled",
+        f"AWS is throttling this service; retry after {RETRY_AFTER_THROTTLED_SECONDS} seconds",
+        headers={"Retry-After": str(RETRY_AFTER_THROTTLED_SECONDS)},
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -7,8 +7,10 @@ shows (a message per error type), so that each 4xx says what to send instead.
 from __future__ import annotations
 
 import json
+import re
+from base64 import b64decode
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from common.errors import InvalidRequestError
@@ -24,6 +26,10 @@ from common.runs import (
 
 EXAMPLE_BODY = '{"input": "s3://<bucket>/inbox/<dataset>/"}'
 SHOWN_CHARACTERS = 80
+MAX_BODY_BYTES = 16 * 1024  # a request is an input URI and a few options
+MAX_INPUT_CHARACTERS = 1100  # "s3://", a bucket name (63) and a key (S3: at most 1024 bytes)
+# Path segments of an input that S3 keeps but URLs, the job's listing or shells read otherwise.
+UNSAFE_SEGMENT = re.compile(r"\.{1,2}|.*[\x00-\x1f\x7f#?\\].*", re.DOTALL)
 MESSAGES = {
     "missing": "is required",
     "json_invalid": "is not valid JSON: {error}",
@@ -41,7 +47,7 @@ class RunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    input: str
+    input: str = Field(max_length=MAX_INPUT_CHARACTERS)
     options: RunOptions = RunOptions()
 
 
@@ -77,6 +83,30 @@ def _shown(value: object) -> str:
     return text if len(text) <= SHOWN_CHARACTERS else f"{text[: SHOWN_CHARACTERS - 3]}..."
 
 
+def request_text(body: str | None, is_base64_encoded: bool) -> str | None:
+    """The body as text: API Gateway base64-encodes bodies it does not take for text."""
+    if body is None:
+        return None
+    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
+        raise InvalidRequestError(
+            "body", f"is larger than {MAX_BODY_BYTES} bytes; send JSON {EXAMPLE_BODY}", 413
+        )
+    try:
+        raw = b64decode(body, validate=True) if is_base64_encoded else body.encode("utf-8", "surrogatepass")
+    except ValueError:  # binascii.Error, or characters outside base64's alphabet
+        raise InvalidRequestError("body", "is marked base64-encoded but is not valid base64") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequestError(
+            "body", f"is larger than {MAX_BODY_BYTES} bytes; send JSON {EXAMPLE_BODY}", 413
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidRequestError(
+            "body", f"is not UTF-8 text (byte {error.start}); send JSON in UTF-8"
+        ) from None
+
+
 def parse_run_request(body: str | None) -> RunRequest:
     if body is None or not body.strip():
         raise InvalidRequestError("body", f"is empty; send JSON {EXAMPLE_BODY}")
@@ -91,7 +121,7 @@ def normalise_input(uri: str, data_bucket: str) -> tuple[str, str, str]:
     try:
         bucket, key = split_s3_uri(uri.strip())
     except ValueError:
-        raise InvalidRequestError("input", f"must be an s3:// URI, got {uri!r}") from None
+        raise InvalidRequestError("input", f"must be an s3:// URI, got {_shown(uri)}") from None
     if bucket != data_bucket:
         raise InvalidRequestError(
             "input", f"must be in the service's data bucket s3://{data_bucket}/, got bucket {bucket!r}"
@@ -100,13 +130,24 @@ def normalise_input(uri: str, data_bucket: str) -> tuple[str, str, str]:
     if not key.strip("/"):
         raise empty
     if not key.startswith(INBOX_PREFIX):
-        raise InvalidRequestError("input", f"must be under s3://{data_bucket}/{INBOX_PREFIX}, got {uri!r}")
+        raise InvalidRequestError(
+            "input", f"must be under s3://{data_bucket}/{INBOX_PREFIX}, got {_shown(uri)}"
+        )
     prefix = key if key.endswith("/") else f"{key}/"
     dataset = prefix[len(INBOX_PREFIX) :].split("/", 1)[0]
     if not dataset:
         raise empty
     if not is_valid_dataset(dataset):
-        raise InvalidRequestError("input", f"dataset folder {dataset!r} must match {DATASET_PATTERN.pattern}")
+        raise InvalidRequestError(
+            "input", f"dataset folder {_shown(dataset)} must match {DATASET_PATTERN.pattern}"
+        )
+    for segment in prefix[len(INBOX_PREFIX) :].split("/")[:-1]:
+        if not segment or UNSAFE_SEGMENT.fullmatch(segment):
+            raise InvalidRequestError(
+                "input",
+                f"folder {_shown(segment)} is not a safe path segment: no empty, '.' or '..' folders, "
+                "and no control characters, '#', '?' or backslashes",
+            )
     return f"s3://{data_bucket}/{prefix}", prefix, dataset
 
 

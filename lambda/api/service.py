@@ -9,10 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from api.callers import Caller
 from api.requests import RunRequest, normalise_input
 from common import records, tracking
-from common.config import JobSettings
-from common.errors import InvalidRequestError, RunAlreadyFinishedError, RunNotFoundError, RunNotStartedError
+from common.config import AccessSettings, JobSettings
+from common.errors import (
+    InvalidRequestError,
+    RunAlreadyFinishedError,
+    RunNotFoundError,
+    RunNotStartedError,
+    TooManyRunsError,
+    UnreadableOutputError,
+)
 from common.models import TERMINAL_STATES
 from common.outputs import has_objects, read_run_json
 from common.runs import (
@@ -30,18 +40,21 @@ from common.runs import (
 )
 
 REPORT_LINK_SECONDS = 3600
+# A caller at the cap is told to retry after this long: runs take minutes, and the reconciler closes them.
+RETRY_AFTER_CAP_SECONDS = 60
 
 
 @dataclass
 class RunsApi:
     settings: JobSettings
+    access: AccessSettings
     claim_window_seconds: int
     s3: Any
     emr: Any
     table: Any
     launch: Callable[[RunSpec], dict[str, str]]  # idempotent EMR start (key: run_id)
 
-    def create_run(self, request: RunRequest, *, caller: str, requested_at: datetime) -> dict[str, Any]:
+    def create_run(self, request: RunRequest, *, caller: Caller, requested_at: datetime) -> dict[str, Any]:
         input_uri, prefix, dataset = normalise_input(request.input, self.settings.data_bucket)
         if not has_objects(self.s3, self.settings.data_bucket, prefix):
             raise InvalidRequestError("input", f"no objects under {input_uri}; upload the images first")
@@ -54,7 +67,7 @@ class RunsApi:
             )
         fingerprint = hashlib.sha256(
             json.dumps(
-                {"caller": caller, "input": input_uri, "options": options.model_dump(exclude_none=True)},
+                {"caller": caller.arn, "input": input_uri, "options": options.model_dump(exclude_none=True)},
                 sort_keys=True,
             ).encode()
         ).hexdigest()
@@ -71,8 +84,10 @@ class RunsApi:
             output_uri=output_uri(self.settings.data_bucket, dataset),
             options=options,
             trigger="api",
-            requested_by=caller,
+            requested_by=caller.arn,
         )
+        if records.get_run(self.table, run_id) is None:  # a retried request's run is not counted twice
+            self._check_cap(caller)
         started = self.launch(spec)
         return {
             "run_id": run_id,
@@ -83,10 +98,21 @@ class RunsApi:
             "output": started["output"],
         }
 
-    def run_status(self, run_id: str) -> dict[str, Any]:
+    def _check_cap(self, caller: Caller) -> None:
+        cap = self.access.max_runs_in_flight_per_caller
+        in_flight = records.runs_in_flight(self.table, caller.arn)
+        if in_flight >= cap:
+            raise TooManyRunsError(in_flight, cap, RETRY_AFTER_CAP_SECONDS)
+
+    def _run_of(self, run_id: str, caller: Caller) -> dict[str, Any]:
         run = records.get_run(self.table, run_id)
         if run is None:
             raise RunNotFoundError(run_id)
+        caller.check_may_access(run)
+        return run
+
+    def run_status(self, run_id: str, caller: Caller) -> dict[str, Any]:
+        run = self._run_of(run_id, caller)
         status: dict[str, Any] = {
             "run_id": run_id,
             "dataset": run["dataset"],
@@ -111,15 +137,18 @@ class RunsApi:
             "logs": self.settings.job_log_uri(job_run_id),
         }
         prefix = run_prefix(str(run["dataset"]), run_id)
-        completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
-        failed = self._read_json(f"{prefix}{FAILED_FLAG}")
+        try:
+            completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
+            failed = self._read_json(f"{prefix}{FAILED_FLAG}")
+        except UnreadableOutputError as error:
+            return {**status, "state": FAILED, "failure": {"message": str(error)}}
         if completed is not None:
             status["state"] = COMPLETED
             status["summary"] = completed.get("summary", {})
             status["finished_at"] = completed.get("finished_at")
-            status["timings"] = self._read_json(f"{prefix}timings.json")
-            status["metrics"] = self._read_json(f"{prefix}metrics.json")
-            if completed.get("report"):
+            status["timings"] = self._read_optional(f"{prefix}timings.json")
+            status["metrics"] = self._read_optional(f"{prefix}metrics.json")
+            if isinstance(completed.get("report"), str):
                 status["report"] = self._report(completed["report"])
         elif failed is not None:
             status["state"] = FAILED
@@ -131,22 +160,34 @@ class RunsApi:
             status["failure"] = {"message": state_details}
         return status
 
-    def cancel_run(self, run_id: str) -> dict[str, Any]:
-        run = records.get_run(self.table, run_id)
-        if run is None:
-            raise RunNotFoundError(run_id)
+    def cancel_run(self, run_id: str, caller: Caller) -> dict[str, Any]:
+        run = self._run_of(run_id, caller)
         job_run_id = self._job_run_of(run)
         if job_run_id is None:
             raise RunNotStartedError(run_id, _not_started(run).get("failure", {}).get("message"))
         state, _ = self._emr_state(job_run_id)
         if state in TERMINAL_STATES:
             raise RunAlreadyFinishedError(run_id, state)
-        self.emr.cancel_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)
+        try:
+            self.emr.cancel_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)
+        except ClientError as error:  # it ended between the read and the cancel: EMR refuses to cancel it
+            if error.response["Error"]["Code"] != "ValidationException":
+                raise
+            state, _ = self._emr_state(job_run_id)
+            if state not in TERMINAL_STATES:
+                raise
+            raise RunAlreadyFinishedError(run_id, state) from None
         return {"run_id": run_id, "jobRunId": job_run_id, "state": "CANCELLING"}
 
     def _report(self, uri: str) -> dict[str, str]:
-        """The report's S3 URI and a presigned HTTPS link to it that a browser opens (valid up to an hour)."""
-        bucket, key = split_s3_uri(uri)
+        """The report's S3 URI and a presigned HTTPS link to it that a browser opens (valid up to an hour);
+        only a report inside the run's own bucket is linked."""
+        try:
+            bucket, key = split_s3_uri(uri)
+        except ValueError:
+            return {"uri": uri}
+        if bucket != self.settings.data_bucket:
+            return {"uri": uri}
         url = self.s3.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=REPORT_LINK_SECONDS
         )
@@ -163,6 +204,12 @@ class RunsApi:
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
         return read_run_json(self.s3, self.settings.data_bucket, key)
+
+    def _read_optional(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self._read_json(key)
+        except UnreadableOutputError:
+            return None
 
 
 def _not_started(run: dict[str, Any]) -> dict[str, Any]:

@@ -170,3 +170,18 @@ class DebounceSettings:
     @classmethod
     def from_env(cls) -> DebounceSettings:
         return cls(quiet_seconds=env_int("QUIET_SECONDS"), topic_arn=env("TOPIC_ARN"))
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """Who may see which runs through the API, and how many runs one caller may have in flight."""
+
+    operator_role_arn: str | None  # its sessions may read and cancel every run
+    max_runs_in_flight_per_caller: int
+
+    @classmethod
+    def from_env(cls) -> AccessSettings:
+        return cls(
+            operator_role_arn=env_optional("OPERATOR_ROLE_ARN"),
+            max_runs_in_flight_per_caller=env_int("MAX_RUNS_IN_FLIGHT_PER_CALLER"),
+        )

@@ -143,7 +143,7 @@ def launch_run(run: RunSpec, *, settings: JobSettings, emr: Any, table: Any) -> 
             records.record_start_error(table, run.run_id, message)
         except Exception:  # the refusal is the error to report; the record still says STARTING
             logger.exception("could not record why the run did not start", extra={"run_id": run.run_id})
-        raise RunStartError(message) from error
+        raise RunStartError(message, error.response["Error"].get("Code", "unknown")) from error
     job_run_id = response["jobRunId"]
     records.record_job_run(table, run.run_id, run.dataset, job_run_id)
     return {

@@ -18,12 +18,16 @@ class MissingConfigurationError(ControlPlaneError):
 
 
 class InvalidRequestError(ControlPlaneError):
-    """A request that cannot be served; rendered as a 4xx JSON body naming the field and the problem."""
+    """A request that cannot be served; rendered as a 4xx JSON body naming the field and the problem (and a
+    Retry-After header when waiting is the fix)."""
 
-    def __init__(self, field: str, problem: str, status_code: int = 400) -> None:
+    def __init__(
+        self, field: str, problem: str, status_code: int = 400, retry_after_seconds: int | None = None
+    ) -> None:
         self.field = field
         self.problem = problem
         self.status_code = status_code
+        self.retry_after_seconds = retry_after_seconds
         super().__init__(f"{field}: {problem}")
 
 
@@ -35,6 +39,27 @@ class RunNotFoundError(InvalidRequestError):
 class RunAlreadyFinishedError(InvalidRequestError):
     def __init__(self, run_id: str, state: str) -> None:
         super().__init__("run_id", f"run {run_id!r} already finished with state {state}", status_code=409)
+
+
+class RunForbiddenError(InvalidRequestError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            "run_id",
+            f"run {run_id!r} was started by another caller: only its requester, or a session of the "
+            "deployment's operator role (OperatorRoleArn), may read or cancel it",
+            status_code=403,
+        )
+
+
+class TooManyRunsError(InvalidRequestError):
+    def __init__(self, in_flight: int, cap: int, retry_after_seconds: int) -> None:
+        super().__init__(
+            "body",
+            f"you have {in_flight} runs not yet ended, and the most is {cap} (MaxRunsInFlightPerCaller): "
+            "retry once one has ended, or cancel one",
+            status_code=429,
+            retry_after_seconds=retry_after_seconds,
+        )
 
 
 class RunNotStartedError(InvalidRequestError):
@@ -63,4 +88,15 @@ class StateContentionError(ControlPlaneError):
 
 
 class RunStartError(ControlPlaneError):
-    """EMR Serverless refused to start a job run."""
+    """EMR Serverless refused to start a job run (``code``: its error code, which callers may be shown)."""
+
+    def __init__(self, message: str, code: str = "unknown") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class UnreadableOutputError(ControlPlaneError):
+    """A run output the job writes as a JSON object is something else: the run's outputs are not trusted."""
+
+    def __init__(self, uri: str, problem: str) -> None:
+        super().__init__(f"{uri} {problem}: it was not written by the job, whose outputs are JSON objects")

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 
 from common.config import JobSettings, StateSettings
 from common.emr import launch_run
+from common.errors import RunStartError
 from common.runs import RunSpec
 
 
@@ -28,7 +29,12 @@ def idempotent_launcher(
         data_keyword_argument="run", persistence_store=persistence, config=config, key_prefix="launch"
     )
     def start_run_once(run: RunSpec) -> dict[str, str]:
+        try:
+            started = launch_run(run, settings=job, emr=emr, table=table)
+        except RunStartError:
+            metrics.add_metric(name="RunsFailedToStart", unit=MetricUnit.Count, value=1)
+            raise
         metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
-        return launch_run(run, settings=job, emr=emr, table=table)
+        return started
 
     return lambda run: start_run_once(run=run), config

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from common.errors import PermissionMissingError
+from common.errors import PermissionMissingError, UnreadableOutputError
 
 logger = Logger(child=True)
 
@@ -34,7 +34,8 @@ def permission(action: str, bucket: str, key: str) -> Iterator[None]:
 
 
 def read_run_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    """The object's JSON, or None when it does not exist (yet) or is not readable JSON."""
+    """The object's JSON object, or None when it does not exist (yet); UnreadableOutputError when it is
+    there but no JSON object (the job writes only objects: something else wrote it)."""
     with permission("s3:GetObject", bucket, key):
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -43,11 +44,26 @@ def read_run_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
                 return None
             raise
     try:
-        loaded: dict[str, Any] = json.loads(body)
-    except json.JSONDecodeError:
-        logger.warning("unreadable JSON in run output", extra={"key": key})
-        return None
+        loaded = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise UnreadableOutputError(f"s3://{bucket}/{key}", "is not valid JSON") from None
+    if not isinstance(loaded, dict):
+        raise UnreadableOutputError(
+            f"s3://{bucket}/{key}", f"holds a JSON {type(loaded).__name__}, not an object"
+        )
     return loaded
+
+
+def has_object(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the object exists (HEAD: a 404 only to a caller that may list the bucket)."""
+    with permission("s3:GetObject", bucket, key):
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in MISSING_CODES:
+                return False
+            raise
+    return True
 
 
 def has_objects(s3: Any, bucket: str, prefix: str) -> bool:

@@ -1,7 +1,9 @@
 """Run records in the state table (one table, key ``pk``, TTL attribute ``expiration``).
 
 Item kinds, by key prefix:
-    run#<run_id>            what was started: dataset, input, output, options, then the EMR job run id
+    run#<run_id>            what was started: dataset, input, output, options, then the EMR job run id;
+                            while the run is *open* (its end not yet e-mailed, or its dataset not yet
+                            released) it carries ``sweep = "RUN"`` and ``due_at``, its next reconciliation
     jobrun#<job_run_id>     the run id and dataset of an EMR job run (EMR events carry only the job run id)
     claim#<fingerprint>     the run id an API request was given (so a retried request reuses it)
     dataset#<dataset>       drop-to-run debounce state (drop_to_run/store.py)
@@ -9,16 +11,19 @@ Item kinds, by key prefix:
 
 A run is recorded before its job run is started (`put_run`), and its job run after (`record_job_run`, one
 transaction with the index), so every job run this service starts has a record; common/tracking.py finds
-the job run of a record whose link was lost.
+the job run of a record whose link was lost. Open runs sit in the sparse ``due-index`` beside the datasets
+due for the sweep; an API caller's open runs also sit in ``caller-index`` (attribute ``open_by``), which
+counts a caller's runs in flight.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from common.items import from_item, to_item
@@ -26,6 +31,14 @@ from common.runs import RunSpec
 
 RUN_RECORD_TTL_SECONDS = 400 * 24 * 3600  # a run's status stays queryable for a little over a year
 CONDITION_FAILED = "ConditionalCheckFailedException"
+DUE_INDEX = "due-index"
+CALLER_INDEX = "caller-index"
+OPEN_RUN = "RUN"  # the due-index partition of open runs (datasets use "DUE": drop_to_run/store.py)
+# An open run is checked against EMR this long after it was recorded, then as often while it runs: a lost
+# end event is made good within about this time (docs/control-plane.md, "Reconciliation").
+RECONCILE_INTERVAL_SECONDS = 600
+# What an open run waits for before it is closed: its end e-mailed, and (drop runs) its dataset released.
+NOTIFIED, RELEASED = "notified_at", "released_at"
 
 
 def _run_key(run_id: str) -> dict[str, str]:
@@ -37,7 +50,8 @@ def _expiration() -> int:
 
 
 def put_run(table: Any, run: RunSpec, *, application_id: str) -> None:
-    """Record a run about to be started; a record already there (a retried start) is kept as it is."""
+    """Record a run about to be started, open; a record already there (a retried start) is kept as it is."""
+    now = time.time()
     try:
         table.put_item(
             Item={
@@ -50,8 +64,11 @@ def put_run(table: Any, run: RunSpec, *, application_id: str) -> None:
                 "trigger": run.trigger,
                 "requested_by": run.requested_by,
                 "application_id": application_id,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
                 "expiration": _expiration(),
+                "sweep": OPEN_RUN,
+                "due_at": to_item(float(now + RECONCILE_INTERVAL_SECONDS)),
+                **({"open_by": run.requested_by} if run.requested_by else {}),
             },
             ConditionExpression="attribute_not_exists(pk)",
         )
@@ -95,6 +112,78 @@ def record_start_error(table: Any, run_id: str, message: str) -> None:
         UpdateExpression="SET start_error = :message",
         ExpressionAttributeValues={":message": message[:1000]},
     )
+
+
+def mark_run(table: Any, run_id: str, step: str) -> None:
+    """Note that a step of the run's end is done (NOTIFIED or RELEASED); close the run once none is left."""
+    item = table.update_item(
+        Key=_run_key(run_id),
+        UpdateExpression=f"SET {step} = :now",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeValues={":now": int(time.time())},
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
+    waiting = [NOTIFIED] if item.get("trigger") == "api" else [NOTIFIED, RELEASED]
+    if "sweep" in item and all(name in item for name in waiting):
+        close_run(table, run_id)
+
+
+def close_run(table: Any, run_id: str) -> None:
+    """Nothing is left to do for the run: out of the reconciler's and the caller's in-flight indexes."""
+    table.update_item(Key=_run_key(run_id), UpdateExpression="REMOVE sweep, due_at, open_by")
+
+
+def reschedule_run(table: Any, run_id: str, at: float) -> bool:
+    """Check an open run again at ``at`` (also one closed too early: it is opened again); False when
+    there is no such run."""
+    try:
+        table.update_item(
+            Key=_run_key(run_id),
+            UpdateExpression="SET sweep = :open, due_at = :at",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":open": OPEN_RUN, ":at": to_item(float(at))},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != CONDITION_FAILED:
+            raise
+        return False
+    return True
+
+
+def due_keys(table: Any, partition: str, now: float) -> Iterator[str]:
+    """Keys of the items of a due-index partition (OPEN_RUN, or the sweep's datasets) due by ``now``."""
+    kwargs: dict[str, Any] = {
+        "IndexName": DUE_INDEX,
+        "KeyConditionExpression": Key("sweep").eq(partition) & Key("due_at").lte(to_item(float(now))),
+        "ProjectionExpression": "pk",
+    }
+    while True:
+        page = table.query(**kwargs)
+        yield from (str(item["pk"]) for item in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def runs_due(table: Any, now: float) -> Iterator[str]:
+    """Ids of the open runs whose next reconciliation time has come."""
+    return (key.removeprefix("run#") for key in due_keys(table, OPEN_RUN, now))
+
+
+def runs_in_flight(table: Any, caller: str) -> int:
+    """How many of the caller's runs are open (the index is eventually consistent: a cap, not a count)."""
+    kwargs: dict[str, Any] = {
+        "IndexName": CALLER_INDEX,
+        "KeyConditionExpression": Key("open_by").eq(caller),
+        "Select": "COUNT",
+    }
+    total = 0
+    while True:
+        page = table.query(**kwargs)
+        total += int(page["Count"])
+        if "LastEvaluatedKey" not in page:
+            return total
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def get_run(table: Any, run_id: str) -> dict[str, Any] | None:

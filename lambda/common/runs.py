@@ -40,6 +40,8 @@ PCA_K_BOUNDS = (1, 1280)
 FRACTION_BOUNDS = (0.001, 0.999)
 SEED_BOUNDS = (0, 2**31 - 1)
 BATCH_SIZE_BOUNDS = (1, 256)
+MAX_IMAGE_BYTES_BOUNDS = (1, 2**30)
+MAX_IMAGE_PIXELS_BOUNDS = (1, 2**30)
 
 
 def is_valid_dataset(name: str) -> bool:
@@ -107,6 +109,8 @@ class RunOptions(BaseModel):
     test_fraction: float | None = _within(FRACTION_BOUNDS)
     seed: int | None = _within(SEED_BOUNDS)
     batch_size: int | None = _within(BATCH_SIZE_BOUNDS)
+    max_image_bytes: int | None = _within(MAX_IMAGE_BYTES_BOUNDS)
+    max_image_pixels: int | None = _within(MAX_IMAGE_PIXELS_BOUNDS)
     self_test: bool | None = None
 
     @model_validator(mode="after")

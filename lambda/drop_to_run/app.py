@@ -5,7 +5,7 @@
 - ``on_tick``: EventBridge schedule (every minute) -> start the runs of datasets whose uploads have been quiet
   for QUIET_SECONDS; retry or give up runs EMR did not accept.
 - ``on_run_ended``: EMR Serverless job run SUCCESS/FAILED/CANCELLED -> release the dataset and start its next
-  run if images arrived meanwhile.
+  run if images arrived meanwhile. Should that event be lost, the reconciler (reconcile/app.py) does the same.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from drop_to_run.debounce import Action, Upload
 from drop_to_run.events import Ignored, UploadsQueueRecord, uploads_in
 from drop_to_run.service import DropToRun
 from drop_to_run.store import DatasetStore
+from notify.publisher import idempotent_publisher
 
 logger = Logger()
 tracer = Tracer()
@@ -47,9 +48,9 @@ start_run_once, idempotency_config = idempotent_launcher(
 )
 
 
-def publish(subject: str, message: str) -> None:
-    sns.publish(TopicArn=DEBOUNCE.topic_arn, Subject=subject[:100], Message=message)
-
+publish, publish_config = idempotent_publisher(
+    state=STATE, sns=sns, topic_arn=DEBOUNCE.topic_arn, table=table, metrics=metrics
+)
 
 # A message that is no upload event fails alone (SQS delivers it again, then dead-letters it); the
 # response lists it with the others, also when every message of the batch fails.
@@ -73,6 +74,7 @@ service = DropToRun(
 @metrics.log_metrics
 def on_uploads(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     idempotency_config.register_lambda_context(context)
+    publish_config.register_lambda_context(context)
     with uploads_processor(records=event["Records"], handler=uploads_of):
         parsed = [result for status, result, _ in uploads_processor.process() if status == "success"]
         for record, error in record_per_dataset(parsed):
@@ -130,6 +132,7 @@ def record_dataset_uploads(dataset: str, uploads: list[Upload]) -> None:
 @metrics.log_metrics
 def on_tick(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)
+    publish_config.register_lambda_context(context)
     tick = parse(event=event, model=EventBridgeModel)
     now = tick.time.timestamp()  # the schedule's time: decisions follow the event stream, not the clock
     started: list[str] = []
@@ -153,6 +156,7 @@ def on_tick(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @metrics.log_metrics
 def on_run_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)
+    publish_config.register_lambda_context(context)
     change = parse(event=event, model=EmrJobRunStateChangeEvent)
     if change.detail.state not in TERMINAL_STATES:
         return {"released": False}

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 LAUNCH_GRACE_SECONDS = 120  # a claimed run not confirmed launched after this is launched again (same run id)
-LEASE_MARGIN_SECONDS = 1800  # a run with no end event this long after its EMR timeout is considered over
+# A run with no end event this long after its EMR timeout is handed to the reconciler, which asks EMR for
+# its state; the dataset waits that long again for the answer.
+LEASE_MARGIN_SECONDS = 1800
 MAX_LAUNCH_ATTEMPTS = 3
 
 
@@ -58,6 +60,7 @@ class DatasetState:
     last_run_id: str | None = None
     last_outcome: str | None = None
     last_error: str | None = None
+    notice_due: str | None = None  # the run whose "could not start" notice is not yet published
     history: tuple[str, ...] = field(default=())
 
 
@@ -142,8 +145,8 @@ def launch_failed(state: DatasetState, run_id: str, error: str) -> DatasetState:
 
 
 def give_up(state: DatasetState) -> DatasetState:
-    """Stop retrying a run EMR keeps refusing (a failure message is published). The images stay in the inbox;
-    the next upload or ``_START`` marker claims a new run that reads them all."""
+    """Stop retrying a run EMR keeps refusing; its failure notice is now due (published by the sweep until
+    it is sent). The images stay in the inbox; the next upload or ``_START`` marker claims a new run."""
     return replace(
         state,
         phase=Phase.IDLE,
@@ -153,7 +156,12 @@ def give_up(state: DatasetState) -> DatasetState:
         pending=False,
         start_requested=False,
         last_outcome="START_FAILED",
+        notice_due=state.run_id,
     )
+
+
+def notice_sent(state: DatasetState, run_id: str) -> DatasetState:
+    return replace(state, notice_due=None) if state.notice_due == run_id else state
 
 
 def launched(
@@ -175,7 +183,13 @@ def ended(state: DatasetState, run_id: str, outcome: str) -> DatasetState:
     )
 
 
+def extend_lease(state: DatasetState, now: float) -> DatasetState:
+    """The reconciler was asked about the run: wait for it (it releases the dataset once EMR says ended)."""
+    return replace(state, active_until=now + LEASE_MARGIN_SECONDS)
+
+
 def expire_lease(state: DatasetState) -> DatasetState:
+    """The run has no record left to reconcile: release the dataset without an answer."""
     return replace(
         state, phase=Phase.IDLE, run_id=None, job_run_id=None, active_until=None, last_outcome="NO_END_EVENT"
     )
@@ -183,6 +197,8 @@ def expire_lease(state: DatasetState) -> DatasetState:
 
 def next_check_at(state: DatasetState, quiet_seconds: int) -> float | None:
     """When the sweep should look at this dataset again (None: nothing to do until the next event)."""
+    if state.notice_due is not None:
+        return state.claimed_at or 0.0
     if state.phase is Phase.STARTING:
         assert state.claimed_at is not None
         return state.claimed_at + LAUNCH_GRACE_SECONDS

@@ -10,13 +10,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from common import tracking
+from common import records, tracking
 from common.config import JobSettings
 from common.errors import RunStartError
-from common.runs import INBOX_PREFIX, START_MARKER, RunSpec, make_run_id, output_uri
+from common.runs import INBOX_PREFIX, RunSpec, make_run_id, output_uri
 from drop_to_run import debounce
 from drop_to_run.debounce import Action, DatasetState, Phase, Upload
 from drop_to_run.store import DatasetStore
+from notify.messages import Notice, start_failed_notice
 
 logger = Logger(child=True)
 
@@ -36,7 +37,7 @@ class DropToRun:
     quiet_seconds: int
     emr: Any
     launch: Callable[[RunSpec], dict[str, str]]  # idempotent EMR start (key: run_id)
-    publish: Callable[[str, str], None]  # (subject, message) to the notification topic
+    publish: Callable[[Notice], Any]  # idempotent (key: notice.key), to the run-reports topic
 
     @property
     def lease_seconds(self) -> int:
@@ -47,13 +48,24 @@ class DropToRun:
         return after
 
     def start_if_due(self, dataset: str, now: float) -> StartOutcome:
-        """Claim and start a run if the dataset is due at ``now``; relaunch or give up a stuck claim."""
+        """Claim and start a run if the dataset is due at ``now``; relaunch or give up a stuck claim; hand a
+        run whose lease expired to the reconciler; publish a "could not start" notice still due."""
         chosen: list[Action] = []
+        current = self.store.load(dataset)
+        # Asked before the change below: a run still on record is reconciled (asked of EMR), not forgotten.
+        reconciled = debounce.lease_expired(current, now) and records.reschedule_run(
+            self.table, str(current.run_id), now
+        )
 
         def change(state: DatasetState) -> DatasetState:
             chosen.clear()
             if debounce.lease_expired(state, now):
-                logger.warning("run lease expired without an end event", extra={"run_id": state.run_id})
+                logger.warning(
+                    "run lease expired without an end event",
+                    extra={"run_id": state.run_id, "reconciled": reconciled},
+                )
+                if reconciled:
+                    return debounce.extend_lease(state, now)
                 state = debounce.expire_lease(state)
             action = debounce.decide(state, now, self.quiet_seconds)
             chosen.append(action)
@@ -67,8 +79,9 @@ class DropToRun:
 
         before, after = self.store.mutate(dataset, change)
         action = chosen[-1] if chosen else Action.WAIT
+        if after.notice_due is not None:
+            self._send_start_failed(after)
         if action is Action.GIVE_UP:
-            self._report_give_up(before)
             return StartOutcome(action, before.run_id)
         if action in (Action.CLAIM, Action.RELAUNCH) and after.phase is Phase.STARTING and after.run_id:
             return self._launch(after, now, action)
@@ -104,16 +117,22 @@ class DropToRun:
         )
         return StartOutcome(action, run_id, job_run_id)
 
-    def _report_give_up(self, state: DatasetState) -> None:
-        subject = f"Featurizer run could not start: {state.dataset}"
-        message = (
-            f'A run for dataset "{state.dataset}" (run id {state.run_id}) could not be started on EMR '
-            f"Serverless after {state.launch_attempts} attempts.\n\n"
-            f"Last error: {state.last_error or 'unknown'}\n\n"
-            f"The images are still in s3://{self.settings.data_bucket}/{INBOX_PREFIX}{state.dataset}/. "
-            f"Fix the problem, then upload {INBOX_PREFIX}{state.dataset}/{START_MARKER} to try again.\n"
+    def _send_start_failed(self, state: DatasetState) -> None:
+        """Publish the due "could not start" notice; a failed publish is retried by the next sweep."""
+        run_id = str(state.notice_due)
+        notice = start_failed_notice(
+            bucket=self.settings.data_bucket,
+            dataset=state.dataset,
+            run_id=run_id,
+            attempts=state.launch_attempts,
+            error=state.last_error,
         )
-        self.publish(subject, message)
+        try:
+            self.publish(notice)
+        except Exception:
+            logger.exception("could not publish; the next sweep tries again", extra={"run_id": run_id})
+            return
+        self.store.mutate(state.dataset, lambda s: debounce.notice_sent(s, run_id))
 
     def run_ended(self, job_run_id: str, outcome: str, now: float) -> StartOutcome | None:
         """Release the dataset of a finished drop run, then start its next run if uploads are waiting."""
@@ -125,6 +144,7 @@ class DropToRun:
             return None
         run_id, dataset = str(run["run_id"]), str(run["dataset"])
         self.store.mutate(dataset, lambda state: debounce.ended(state, run_id, outcome))
+        records.mark_run(self.table, run_id, records.RELEASED)
         return self.start_if_due(dataset, now)
 
 

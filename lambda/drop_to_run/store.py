@@ -2,7 +2,7 @@
 
 Items that need the periodic sweep carry ``sweep = "DUE"`` and ``due_at`` (epoch seconds); the sparse
 global secondary index ``due-index`` (keys only) on those two attributes lets the sweep query only the
-datasets that are due.
+datasets that are due (open runs share it under ``sweep = "RUN"``: common/records.py).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
+from common import records
 from common.errors import StateContentionError
 from common.items import from_item, to_item
 from drop_to_run.debounce import DatasetState, Phase, next_check_at
 
-DUE_INDEX = "due-index"
 DUE = "DUE"
 MAX_ATTEMPTS = 8
 STATE_TTL_SECONDS = 400 * 24 * 3600  # forget datasets with no activity for a little over a year
@@ -87,15 +87,4 @@ class DatasetStore:
 
     def due(self, now: float) -> Iterator[str]:
         """Datasets whose next check time has come."""
-        kwargs: dict[str, Any] = {
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": Key("sweep").eq(DUE) & Key("due_at").lte(to_item(float(now))),
-            "ProjectionExpression": "pk",
-        }
-        while True:
-            page = self.table.query(**kwargs)
-            for item in page.get("Items", []):
-                yield str(item["pk"]).removeprefix("dataset#")
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return (key.removeprefix("dataset#") for key in records.due_keys(self.table, DUE, now))

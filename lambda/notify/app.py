@@ -14,8 +14,6 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import (
     EventBridgeModel,
@@ -25,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.config import JobSettings, StateSettings, env
 from common.models import EmrJobRunStateChangeEvent
-from notify.messages import Notice
+from notify.publisher import idempotent_publisher
 from notify.service import Notifier
 
 logger = Logger()
@@ -41,29 +39,10 @@ emr = boto3.client("emr-serverless")
 sns = boto3.client("sns")
 table = boto3.resource("dynamodb").Table(STATE.table_name)
 
-persistence, idempotency_config = STATE.idempotency(key="key")
-
-
-@idempotent_function(
-    data_keyword_argument="notice",
-    persistence_store=persistence,
-    config=idempotency_config,
-    key_prefix="notify",
+publish, idempotency_config = idempotent_publisher(
+    state=STATE, sns=sns, topic_arn=TOPIC_ARN, table=table, metrics=metrics
 )
-def publish_once(notice: Notice) -> dict[str, str]:
-    response = sns.publish(TopicArn=TOPIC_ARN, Subject=notice.subject, Message=notice.message)
-    outcome = notice.key.split("#", 1)[0]
-    metrics.add_metric(
-        name="RunsSucceeded" if outcome == "succeeded" else "RunsFailed", unit=MetricUnit.Count, value=1
-    )
-    if notice.images_featurized:
-        metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=notice.images_featurized)
-    return {"message_id": response["MessageId"], "key": notice.key}
-
-
-notifier = Notifier(
-    settings=JOB, s3=s3, emr=emr, table=table, publish=lambda notice: publish_once(notice=notice)
-)
+notifier = Notifier(settings=JOB, s3=s3, emr=emr, table=table, publish=publish)
 
 
 @logger.inject_lambda_context(correlation_id_path="id")

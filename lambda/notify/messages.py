@@ -16,7 +16,12 @@ class Notice:
     key: str  # "<outcome>#<run_id>": one message per run and outcome, however many events report it
     subject: str
     message: str
+    run_id: str | None = None  # None for a job run this service has no record of
     images_featurized: int = 0
+
+    @property
+    def outcome(self) -> str:
+        return self.key.split("#", 1)[0]
 
 
 def _subject(text: str) -> str:
@@ -104,6 +109,7 @@ def success_notice(
         key=f"succeeded#{run_id}",
         subject=_subject(f"Featurizer run succeeded: {dataset} ({count('images_featurized')} images)"),
         message="\n".join(lines) + "\n",
+        run_id=run_id,
         images_featurized=featurized if isinstance(featurized := count("images_featurized"), int) else 0,
     )
 
@@ -155,4 +161,24 @@ def failure_notice(
         key=f"failed#{run_id or job_run_id}",
         subject=_subject(f"Featurizer run {verb.lower()}: {name} ({run})"),
         message="\n".join(lines) + "\n",
+        run_id=run_id,
+    )
+
+
+def start_failed_notice(
+    *, bucket: str, dataset: str, run_id: str, attempts: int, error: str | None
+) -> Notice:
+    """A drop's run that EMR Serverless refused every time it was asked to start it."""
+    message = (
+        f'A run for dataset "{dataset}" (run id {run_id}) could not be started on EMR '
+        f"Serverless after {attempts} attempts.\n\n"
+        f"Last error: {error or 'unknown'}\n\n"
+        f"The images are still in s3://{bucket}/{INBOX_PREFIX}{dataset}/. "
+        f"Fix the problem, then upload {INBOX_PREFIX}{dataset}/{START_MARKER} to try again.\n"
+    )
+    return Notice(
+        key=f"start_failed#{run_id}",
+        subject=_subject(f"Featurizer run could not start: {dataset}"),
+        message=message,
+        run_id=run_id,
     )

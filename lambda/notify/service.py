@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from common import records, tracking
 from common.config import JobSettings
-from common.outputs import read_run_json
+from common.errors import UnreadableOutputError
+from common.outputs import has_object, read_run_json
 from common.runs import COMPLETED_FLAG, FAILED_FLAG, RUNS_PREFIX, run_prefix
 from notify.messages import Notice, failure_notice, success_notice
 
@@ -39,6 +40,10 @@ class Notifier:
             logger.info("not a run flag", extra={"key": key})
             return None
         dataset, run_id = match["dataset"], match["run_id"]
+        run = records.get_run(self.table, run_id)
+        if run is None or run["dataset"] != dataset:
+            logger.warning("flag of a run this service has no record of: ignored", extra={"key": key})
+            return None
         notice = (
             self._success(dataset, run_id)
             if match["flag"] == COMPLETED_FLAG
@@ -56,7 +61,13 @@ class Notifier:
         dataset = str(run["dataset"]) if run else None
         run_id = str(run["run_id"]) if run else None
         if state == "SUCCESS":
-            if dataset and run_id and self._read_json(f"{run_prefix(dataset, run_id)}{COMPLETED_FLAG}"):
+            if (
+                dataset
+                and run_id
+                and has_object(
+                    self.s3, self.settings.data_bucket, f"{run_prefix(dataset, run_id)}{COMPLETED_FLAG}"
+                )
+            ):
                 return None  # the success message comes from the _COMPLETED.json event, with the counts
             state_details = state_details or f"the job ended without writing {COMPLETED_FLAG}"
         notice = self._failure(
@@ -70,9 +81,25 @@ class Notifier:
             self.publish(notice)
         return notice
 
+    def on_run_ended(self, job_run_id: str, state: str, state_details: str | None) -> Notice | None:
+        """The notice the end events would have sent, for a run whose events were lost (the reconciler):
+        the flag's for a run that wrote one, else EMR's state change's."""
+        run = tracking.run_of_job_run(
+            job_run_id, emr=self.emr, table=self.table, application_id=self.settings.application_id
+        )
+        if run is not None:
+            prefix = run_prefix(str(run["dataset"]), str(run["run_id"]))
+            for flag in (COMPLETED_FLAG, FAILED_FLAG):
+                if has_object(self.s3, self.settings.data_bucket, f"{prefix}{flag}"):
+                    return self.on_flag(f"{prefix}{flag}")
+        return self.on_job_state(job_run_id, state, state_details)
+
     def _success(self, dataset: str, run_id: str) -> Notice | None:
         prefix = run_prefix(dataset, run_id)
-        completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
+        try:
+            completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
+        except UnreadableOutputError as error:
+            return self._failure(dataset=dataset, run_id=run_id, state_details=str(error))
         if completed is None:
             logger.warning("completion flag vanished", extra={"run_id": run_id})
             return None
@@ -81,9 +108,9 @@ class Notifier:
             dataset=dataset,
             run_id=run_id,
             completed=completed,
-            manifest=self._read_json(f"{prefix}manifest.json"),
-            metrics=self._read_json(f"{prefix}metrics.json"),
-            timings=self._read_json(f"{prefix}timings.json"),
+            manifest=self._read_optional(f"{prefix}manifest.json"),
+            metrics=self._read_optional(f"{prefix}metrics.json"),
+            timings=self._read_optional(f"{prefix}timings.json"),
         )
 
     def _failure(
@@ -103,7 +130,7 @@ class Notifier:
         if job_run_id and not state_details:
             emr_state, state_details = self._emr_state(job_run_id, emr_state)
         failed = (
-            self._read_json(f"{run_prefix(dataset, run_id)}{FAILED_FLAG}") if dataset and run_id else None
+            self._read_optional(f"{run_prefix(dataset, run_id)}{FAILED_FLAG}") if dataset and run_id else None
         )
         return failure_notice(
             bucket=self.settings.data_bucket,
@@ -128,3 +155,11 @@ class Notifier:
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
         return read_run_json(self.s3, self.settings.data_bucket, key)
+
+    def _read_optional(self, key: str) -> dict[str, Any] | None:
+        """A file the message can do without: unreadable is left out (and logged)."""
+        try:
+            return self._read_json(key)
+        except UnreadableOutputError:
+            logger.warning("unreadable run output left out of the message", extra={"key": key})
+            return None

@@ -19,6 +19,8 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
 import cv2
 import numpy as np
 
+from featurizer.options import MAX_IMAGE_PIXELS
+
 IMAGE_SIZE = 224
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -50,8 +52,9 @@ class Decoded:
     reason: str | None
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
-    """Decode JPEG or PNG bytes to an 8-bit RGB array (H, W, 3), applying EXIF orientation."""
+def decode_rgb(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode JPEG or PNG bytes to an 8-bit RGB array (H, W, 3), applying EXIF orientation; an image whose
+    header gives more than `max_pixels` is refused before OpenCV allocates anything for it."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -60,11 +63,19 @@ def decode_rgb(data: bytes) -> np.ndarray:
         end = data.rfind(_JPEG_EOI)
         if end == -1 or end < data.rfind(_JPEG_SOS):
             raise DecodeError("truncated JPEG (no end-of-image marker after the image data)")
-        image = cv2.imdecode(buffer, _RGB_READS[jpeg_reduction(data)])  # applies EXIF orientation
+        size = jpeg_size(data)
+        if size is None:  # libjpeg cannot decode it either
+            raise DecodeError("corrupt JPEG (no frame header with the image's size before its data)")
+        _check_pixels(size, max_pixels)
+        image = cv2.imdecode(buffer, _RGB_READS[_reduction(size)])  # applies EXIF orientation
         if image is None:
             raise DecodeError("corrupt JPEG (OpenCV could not decode it)")
         return image
     if data.startswith(PNG_MAGIC):
+        size = png_size(data)
+        if size is None:
+            raise DecodeError("corrupt or truncated PNG (its first chunk is not the IHDR header)")
+        _check_pixels(size, max_pixels)
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
         if image is None:
             raise DecodeError("corrupt or truncated PNG (OpenCV could not decode it)")
@@ -72,17 +83,41 @@ def decode_rgb(data: bytes) -> np.ndarray:
     raise DecodeError("not a JPEG or PNG image (unrecognised file header)")
 
 
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    """The pixel cap, on the size the header states. OpenCV's own (OPENCV_IO_MAX_IMAGE_PIXELS) is read
+    once per process, when cv2 loads, so it cannot follow a run's option in reused Python workers, and its
+    refusal reads as a corrupt file; like Pillow's MAX_IMAGE_PIXELS, the header is checked here instead."""
+    height, width = size
+    if height * width > max_pixels:
+        raise DecodeError(
+            f"image too large: {width}x{height} pixels, over the limit of {max_pixels} "
+            "(--max-image-pixels; raise it to decode this image)"
+        )
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from the PNG's IHDR chunk, which must come first, or None if it does not."""
+    if data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return int.from_bytes(data[20:24]), int.from_bytes(data[16:20])
+
+
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from the JPEG's start-of-frame segment, or None if the header cannot be walked."""
+    """(height, width) from the JPEG's start-of-frame segment, or None if there is none before the scan.
+
+    Bytes between segments are skipped as libjpeg skips them ("extraneous bytes before marker"), so a
+    header padded to hide its size from this walk hides it from libjpeg too.
+    """
     index = 2
     while index + 9 <= len(data):
         if data[index] != 0xFF:
-            return None
+            index += 1
+            continue
         marker = data[index + 1]
         if marker == 0xFF:  # fill byte
             index += 1
             continue
-        if marker in _JPEG_STANDALONE:
+        if marker in _JPEG_STANDALONE or marker == 0x00:  # 0x00: a stuffed 0xFF, not a marker
             index += 2
             continue
         if marker in _JPEG_SOF:
@@ -100,8 +135,10 @@ def jpeg_reduction(data: bytes) -> int:
     nothing the model sees and skips most of the decoding work.
     """
     size = jpeg_size(data)
-    if size is None:
-        return 1
+    return 1 if size is None else _reduction(size)
+
+
+def _reduction(size: tuple[int, int]) -> int:
     return next((n for n in _RGB_READS if min(size) // n >= IMAGE_SIZE), 1)
 
 
@@ -139,10 +176,10 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return pixels
 
 
-def preprocess(data: bytes) -> Decoded:
+def preprocess(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Decoded:
     """Bytes -> 224x224 RGB, or the reason they cannot be. Never raises for bad image data."""
     try:
-        return Decoded(resize(decode_rgb(data)), None)
+        return Decoded(resize(decode_rgb(data, max_pixels)), None)
     except DecodeError as error:
         return Decoded(None, str(error))
     except cv2.error as error:

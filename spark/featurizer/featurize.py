@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame
 from featurizer.decode import Decoded, preprocess, to_model_input
 from featurizer.engines import EngineSpec, load_engine
 from featurizer.fetch import read_batches
+from featurizer.options import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 PASSED_THROUGH = ("image_id", "path", "label", "split")
 FEATURIZED_SCHEMA = (
@@ -45,18 +46,24 @@ def featurize_batches(
     batch_size: int,
     images_processed: Accumulator[int],
     images_through_model: Accumulator[int],
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> Iterator[pa.RecordBatch]:
     engine = None
     for batch in batches:
         paths = batch.column("path").to_pylist()
+        lengths = batch.column("length").to_pylist()
         usable: list[int] = []
         vectors: list[np.ndarray] = []
         reasons: list[str | None] = []
         # Read and decoded one inference batch at a time: a worker holds two batches' bytes and one
         # batch's tensors, whatever the Arrow batch's size.
-        batches_read = read_batches(paths, batch_size)
+        batches_read = read_batches(paths, batch_size, lengths, max_image_bytes)
         for start, contents in zip(range(0, len(paths), batch_size), batches_read, strict=True):
-            decoded = [preprocess(c) if isinstance(c, bytes) else Decoded(None, c) for c in contents]
+            decoded = [
+                preprocess(c, max_image_pixels) if isinstance(c, bytes) else Decoded(None, c)
+                for c in contents
+            ]
             reasons += [d.reason for d in decoded]
             ready = [i for i, d in enumerate(decoded) if d.pixels is not None]
             if ready:
@@ -82,13 +89,18 @@ def featurize(
     batch_size: int,
     images_processed: Accumulator[int],
     images_through_model: Accumulator[int],
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> DataFrame:
-    """images (image_id, path, label, split) -> FEATURIZED_SCHEMA, one row per image."""
+    """images (image_id, path, length, label, split) -> FEATURIZED_SCHEMA, one row per image; a file over
+    `max_image_bytes` in the listing is rejected unread, an image over `max_image_pixels` undecoded."""
     work = partial(
         featurize_batches,
         spec=spec,
         batch_size=batch_size,
         images_processed=images_processed,
         images_through_model=images_through_model,
+        max_image_bytes=max_image_bytes,
+        max_image_pixels=max_image_pixels,
     )
-    return images.select(*PASSED_THROUGH).mapInArrow(work, FEATURIZED_SCHEMA)
+    return images.select(*PASSED_THROUGH, "length").mapInArrow(work, FEATURIZED_SCHEMA)

@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 
 from featurizer import storage
+from featurizer.options import MAX_IMAGE_BYTES
 
 # Requests in flight per worker: two inference batches' worth at the default batch size, one S3
 # connection each.
@@ -25,11 +26,24 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="fetch")
 
 
-def read(path: str) -> bytes | str:
-    """A file's bytes, or the reason they are gone. Any other failure (access, network) raises, naming
-    the file: Spark retries the task, and a lasting failure fails the run with that message."""
+def too_large(size: int, limit: int) -> str:
+    return (
+        f"file too large: {size} bytes, over the limit of {limit} "
+        "(--max-image-bytes; raise it to read this file)"
+    )
+
+
+def read(path: str, length: int | None = None, max_bytes: int = MAX_IMAGE_BYTES) -> bytes | str:
+    """A file's bytes, or the reason they are gone or too many. A file the listing found over `max_bytes`
+    is not requested; one that grew past it since is refused on its size, before its body is read. Any
+    other failure (access, network) raises, naming the file: Spark retries the task, and a lasting failure
+    fails the run with that message."""
+    if length is not None and length > max_bytes:
+        return too_large(length, max_bytes)
     try:
-        return storage.read_bytes(path)
+        return storage.read_bytes(path, max_bytes)
+    except storage.TooLarge as error:
+        return too_large(error.size, max_bytes)
     except storage.AccessDenied:
         raise
     except Exception as error:
@@ -38,11 +52,22 @@ def read(path: str) -> bytes | str:
         raise storage.StorageError(f"cannot read {path}: {error}") from error
 
 
-def read_batches(paths: Sequence[str], size: int) -> Iterator[list[bytes | str]]:
-    """The files' contents (or reasons), `size` paths at a time and in order, one batch read ahead."""
+def read_batches(
+    paths: Sequence[str],
+    size: int,
+    lengths: Sequence[int | None] | None = None,
+    max_bytes: int = MAX_IMAGE_BYTES,
+) -> Iterator[list[bytes | str]]:
+    """The files' contents (or reasons), `size` paths at a time and in order, one batch read ahead;
+    `lengths` are the listing's sizes of the files, `max_bytes` the most `read` takes of one."""
+    known = lengths if lengths is not None else [None] * len(paths)
 
     def submit(start: int) -> list[Future[bytes | str]]:
-        return [_pool().submit(read, path) for path in paths[start : start + size]]
+        end = start + size
+        return [
+            _pool().submit(read, path, length, max_bytes)
+            for path, length in zip(paths[start:end], known[start:end], strict=True)
+        ]
 
     if paths and storage.is_s3(paths[0]):
         storage.s3_client()  # created once, here: boto3 creates clients unsafely across threads

@@ -219,6 +219,8 @@ def _decode_and_featurize(run: _Run, images: DataFrame, count: int, slots: int) 
             options.batch_size,
             run.images_processed,
             run.images_through_model,
+            max_image_bytes=options.max_image_bytes,
+            max_image_pixels=options.max_image_pixels,
         )
         write_parquet(featurized, run.staging)
     return read_parquet(spark, run.staging, featurized.schema)

@@ -23,6 +23,13 @@ PCA_K_BOUNDS = (1, FEATURE_COUNT)
 FRACTION_BOUNDS = (0.001, 0.999)
 SEED_BOUNDS = (0, 2**31 - 1)
 BATCH_SIZE_BOUNDS = (1, 256)
+MAX_IMAGE_BYTES_BOUNDS = (1, 2**30)
+MAX_IMAGE_PIXELS_BOUNDS = (1, 2**30)
+# Per-image limits against hostile input (an outsize object, a decompression bomb): beyond them an image is
+# rejected, never read or decoded. 32 MiB is above any camera JPEG; 50 megapixels passes an 8K frame and a
+# 50 MP photo, and its 8-bit RGB decode takes 300 MB.
+MAX_IMAGE_BYTES = 32 * 2**20
+MAX_IMAGE_PIXELS = 50_000_000
 
 _N = TypeVar("_N", int, float)
 
@@ -41,6 +48,8 @@ class JobOptions:
     test_fraction: float = 0.2
     seed: int = 42
     batch_size: int = 16
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     self_test: bool = False
 
     @property
@@ -171,6 +180,19 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="images per inference batch (default 16)",
     )
     parser.add_argument(
+        "--max-image-bytes",
+        type=_number(int, MAX_IMAGE_BYTES_BOUNDS),
+        default=MAX_IMAGE_BYTES,
+        help=f"a larger file is rejected without being read (default {MAX_IMAGE_BYTES}, 32 MiB)",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=_number(int, MAX_IMAGE_PIXELS_BOUNDS),
+        default=MAX_IMAGE_PIXELS,
+        help=f"an image whose header gives more pixels (width x height) is rejected without being "
+        f"decoded (default {MAX_IMAGE_PIXELS})",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help="also check what the job's role may and may not do on S3 and what the workers run, into "
@@ -201,5 +223,7 @@ def parse_options(
         test_fraction=args.test_fraction,
         seed=args.seed,
         batch_size=args.batch_size,
+        max_image_bytes=args.max_image_bytes,
+        max_image_pixels=args.max_image_pixels,
         self_test=args.self_test,
     )

@@ -32,6 +32,14 @@ class AccessDenied(StorageError):
     """S3 refused a request: the message names the permission the job's role lacks."""
 
 
+class TooLarge(StorageError):
+    """A file holds more bytes than the reader would take; they were not read."""
+
+    def __init__(self, uri: str, size: int) -> None:
+        super().__init__(f"{uri}: {size} bytes, more than the reader takes")
+        self.size = size
+
+
 def error_code(error: BaseException) -> str | None:
     """S3's error code of a botocore ClientError (None for any other error)."""
     return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
@@ -149,12 +157,26 @@ def write_json(uri: str, payload: Any) -> None:
     write_bytes(uri, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode())
 
 
-def read_bytes(uri: str) -> bytes:
+def read_bytes(uri: str, limit: int | None = None) -> bytes:
+    """A file's bytes; TooLarge, with none of its body read, if it holds more than `limit` bytes."""
     if is_s3(uri):
         loc = parse_s3(uri)
         with _permission("s3:GetObject", loc):
-            return s3_client().get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
-    return local_path(uri).read_bytes()
+            response = s3_client().get_object(Bucket=loc.bucket, Key=loc.key)
+        body = response["Body"]
+        if limit is not None and response["ContentLength"] > limit:
+            body.close()  # drops the connection: cheaper than receiving the object
+            raise TooLarge(uri, response["ContentLength"])
+        return body.read()
+    with local_path(uri).open("rb") as file:
+        if limit is None:
+            return file.read()
+        if (size := os.fstat(file.fileno()).st_size) > limit:
+            raise TooLarge(uri, size)
+        data = file.read(limit + 1)  # +1: a file that grows while it is read
+        if len(data) > limit:
+            raise TooLarge(uri, len(data))
+        return data
 
 
 def exists(uri: str) -> bool:

@@ -18,8 +18,8 @@ def test_an_image_deleted_after_the_listing_becomes_a_rejected_row(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     images = spark.createDataFrame(
-        [("id", f"file:{tmp_path}/Banana/gone.jpg", "Banana", "train")],
-        "image_id string, path string, label string, split string",
+        [("id", f"file:{tmp_path}/Banana/gone.jpg", 3, "Banana", "train")],
+        "image_id string, path string, length long, label string, split string",
     )
     sc = spark.sparkContext
     processed, through_model = sc.accumulator(0), sc.accumulator(0)
@@ -34,8 +34,8 @@ def test_a_worker_failure_is_summarized_by_its_python_error(spark: SparkSession,
     picture = tmp_path / "a.jpg"
     picture.write_bytes(encode(draw(CLASSES["Banana"], (32, 32), np.random.default_rng(0)), ".jpg"))
     images = spark.createDataFrame(
-        [("id", f"file:{picture}", "Banana", "train")],
-        "image_id string, path string, label string, split string",
+        [("id", f"file:{picture}", picture.stat().st_size, "Banana", "train")],
+        "image_id string, path string, length long, label string, split string",
     )
     sc = spark.sparkContext
     broken = EngineSpec("onnx", "no-such-model.onnx")

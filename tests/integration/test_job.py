@@ -26,7 +26,7 @@ from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.progress import Progress
 from featurizer.samples import generate
 from tests.conftest import WITH_TOP
-from tests.images import bad_files
+from tests.images import bad_files, png_bomb
 from tests.paths import ROOT
 
 IMAGES_FOUND, REJECTED, FILES_FOUND = 75, 6, 77  # see the `sample_images` fixture
@@ -369,3 +369,26 @@ def test_weights_of_another_model_stop_the_tensorflow_engine_before_spark(
 
     assert main(argv, local=True) == 2
     assert "does not hold MobileNetV2" in capsys.readouterr().err
+
+
+def test_an_outsize_file_and_a_decompression_bomb_are_rejected_by_the_options_caps(
+    spark: SparkSession, weights: Path, tmp_path: Path
+) -> None:
+    generate(tmp_path / "in", per_class=2, seed=3, defects=False)
+    (tmp_path / "in" / "Banana" / "bomb.png").write_bytes(png_bomb(4000, 3000))  # 12 MP in 2 kB
+    with (tmp_path / "in" / "Banana" / "huge.jpg").open("wb") as sparse:
+        sparse.truncate(2_000_001)
+    argv = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "runs"), "--run-id", "r"]
+    caps = ["--max-image-bytes", "2000000", "--max-image-pixels", "10000000"]  # both under the defaults
+
+    assert main([*argv, *caps, "--weights", str(weights)], local=True) == 0
+
+    rejected = pd.read_csv(tmp_path / "runs" / "r" / "rejected.csv")
+    assert dict(zip(rejected["path"].str.rsplit("/", n=1).str[-1], rejected["reason"], strict=True)) == {
+        "bomb.png": "image too large: 4000x3000 pixels, over the limit of 10000000 "
+        "(--max-image-pixels; raise it to decode this image)",
+        "huge.jpg": "file too large: 2000001 bytes, over the limit of 2000000 "
+        "(--max-image-bytes; raise it to read this file)",
+    }
+    counts = read_json(tmp_path / "runs" / "r" / "manifest.json")["counts"]
+    assert (counts["images_featurized"], counts["images_rejected"]) == (10, 2)

@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from featurizer import listing
-from featurizer.fetch import GONE, read_batches
+from featurizer.fetch import GONE, read_batches, too_large
 from featurizer.job import execute, prepare
 from featurizer.listing import list_input
 from featurizer.manifest import COMPLETED_FLAG
@@ -98,3 +98,16 @@ def test_workers_read_s3_objects_and_name_one_deleted_after_the_listing(s3) -> N
     contents = [item for batch in batches for item in batch]
     assert contents[:40] == [bytes([index]) * (index + 1) for index in range(40)]
     assert contents[40] == GONE
+
+
+def test_an_object_grown_past_the_byte_cap_is_refused_on_its_size_and_the_others_still_read(s3) -> None:
+    s3.create_bucket(Bucket="caps")
+    s3.put_object(Bucket="caps", Key="grown.png", Body=bytes(101))
+    for index in range(20):
+        s3.put_object(Bucket="caps", Key=f"{index}.jpg", Body=b"abc")
+    paths = ["s3://caps/grown.png", *(f"s3://caps/{index}.jpg" for index in range(20))]
+
+    # Listed at 10 bytes, 101 by the time it is read: its GET is dropped once its headers give the size.
+    (batch,) = read_batches(paths, 32, lengths=[10] + [3] * 20, max_bytes=100)
+
+    assert batch == [too_large(101, 100)] + [b"abc"] * 20

@@ -90,7 +90,15 @@ def test_the_api_offers_every_job_option_a_caller_may_set_and_no_other() -> None
     job_options = {action.dest for action in parser._actions if action.dest != "help"}
 
     assert set(RunOptions.model_fields) == job_options - SET_BY_THE_CONTROL_PLANE
-    assert set(NUMBERS) == {"pca_k", "pca_variance", "test_fraction", "seed", "batch_size"}
+    assert set(NUMBERS) == {
+        "pca_k",
+        "pca_variance",
+        "test_fraction",
+        "seed",
+        "batch_size",
+        "max_image_bytes",
+        "max_image_pixels",
+    }
     assert all({"minimum", "maximum"} <= set(bounds) for bounds in NUMBERS.values()), "every number bounded"
 
 

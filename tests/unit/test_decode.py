@@ -15,7 +15,7 @@ from featurizer.decode import (
     to_model_input,
 )
 from featurizer.samples import encode
-from tests.images import bad_files, exif_rotated_jpeg, odd_files, png_bytes, rgb
+from tests.images import bad_files, exif_rotated_jpeg, odd_files, png_bomb, png_bytes, rgb
 
 
 @pytest.mark.parametrize("name", sorted(odd_files()))
@@ -152,3 +152,51 @@ def test_progressive_jpegs_and_exif_orientation_survive_reduced_decoding() -> No
 def test_a_jpeg_header_that_cannot_be_walked_falls_back_to_a_full_decode() -> None:
     assert jpeg_size(b"\xff\xd8\xff\xe0\x00") is None
     assert jpeg_reduction(b"\xff\xd8\x00\x00" + bytes(20)) == 1
+
+
+def test_a_png_decompression_bomb_is_rejected_from_its_header_without_being_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bomb = png_bomb(20_000, 20_000)  # 400 million pixels in under 50 kB
+    assert len(bomb) < 50_000
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("imdecode would allocate the whole image")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    decoded = preprocess(bomb)
+
+    assert decoded.pixels is None
+    assert decoded.reason == (
+        "image too large: 20000x20000 pixels, over the limit of 50000000 "
+        "(--max-image-pixels; raise it to decode this image)"
+    )
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg"])
+def test_the_pixel_cap_is_inclusive_and_read_from_png_and_jpeg_headers(extension: str) -> None:
+    data = encode(rgb((200, 30, 30), (64, 48)), extension)
+
+    assert preprocess(data, max_pixels=64 * 48).reason is None
+    assert preprocess(data, max_pixels=64 * 48 - 1).reason.startswith("image too large: 64x48 pixels")
+
+
+def test_a_bomb_under_the_cap_is_an_ordinary_image() -> None:
+    decoded = preprocess(png_bomb(3000, 2000))
+
+    assert decoded.reason is None and decoded.pixels.max() == 0  # black, as written
+
+
+def test_bytes_hiding_a_jpegs_size_from_the_header_walk_hide_it_from_libjpeg_too() -> None:
+    data = encode(rgb((30, 200, 30), (640, 480)), ".jpg")
+    after_app0 = 4 + int.from_bytes(data[4:6])
+    padded = (
+        data[:after_app0] + b"\x00junk\xff\x00" + data[after_app0:]
+    )  # libjpeg skips bytes before a marker
+
+    assert jpeg_size(padded) == (480, 640) and decode_rgb(padded).shape == (240, 320, 3)
+    assert preprocess(padded, max_pixels=640 * 480 - 1).reason.startswith("image too large: 640x480")
+    frameless = data[:2] + data[data.index(b"\xff\xda") :]  # a scan with no frame header before it
+    assert preprocess(frameless).reason == (
+        "corrupt JPEG (no frame header with the image's size before its data)"
+    )

@@ -15,6 +15,7 @@ def test_defaults() -> None:
         None,
     )
     assert (options.classify_on, options.test_fraction, options.seed) == ("scaled", 0.2, 42)
+    assert (options.max_image_bytes, options.max_image_pixels) == (32 * 2**20, 50_000_000)
     assert options.run_uri == "out/r1/"
 
 
@@ -49,6 +50,8 @@ def test_run_id_defaults_to_a_timestamp() -> None:
         (["--seed", "-1"], "--seed: must be from 0 to 2147483647, got -1"),
         (["--seed", "1" + "0" * 38], "--seed: must be from 0 to 2147483647"),
         (["--batch-size", "257"], "--batch-size: must be from 1 to 256, got 257"),
+        (["--max-image-bytes", "0"], "--max-image-bytes: must be from 1 to 1073741824, got 0"),
+        (["--max-image-pixels", "1073741825"], "--max-image-pixels: must be from 1 to 1073741824"),
         (["--engine", "torch"], "--engine: invalid choice: 'torch'"),
         (["--classify-on", "raw"], "--classify-on: invalid choice"),
         (["--run-id", "../etc"], "is not a usable run id"),

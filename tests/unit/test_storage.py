@@ -3,6 +3,7 @@ missing key to a role that may not list the bucket)."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import boto3
@@ -54,3 +55,24 @@ def test_an_image_the_workers_may_not_read_fails_the_task_instead_of_being_rejec
     with pytest.raises(storage.AccessDenied, match="s3:GetObject"):
         fetch.read("s3://data/inbox/ds/Banana/1.jpg")
     assert fetch.read("s3://data/inbox/ds/Banana/2.jpg") == fetch.GONE
+
+
+class UnreadBody(io.BytesIO):
+    """An S3 response body that records whether anyone read it."""
+
+    read_from = False
+
+    def read(self, *args: Any) -> bytes:
+        self.read_from = True
+        return super().read(*args)
+
+
+def test_an_object_over_the_limit_is_refused_on_its_size_before_its_body_is_read(s3: Any) -> None:
+    big, small = UnreadBody(bytes(33)), UnreadBody(bytes(32))
+    for body in (big, small):
+        s3.add_response("get_object", {"ContentLength": len(body.getvalue()), "Body": body})
+
+    with pytest.raises(storage.TooLarge) as refused:
+        storage.read_bytes("s3://data/inbox/ds/Banana/big.png", limit=32)
+    assert refused.value.size == 33 and big.closed and not big.read_from
+    assert storage.read_bytes("s3://data/inbox/ds/Banana/small.png", limit=32) == bytes(32)

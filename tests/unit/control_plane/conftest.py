@@ -9,6 +9,7 @@ environment variables template.yaml sets, with the local resources' names.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib
 import json
@@ -117,9 +118,16 @@ def emr_state_change(
 
 
 def api_request(
-    method: str, path: str, body: str | None = None, *, caller: str = "alice", at: float | None = None
+    method: str,
+    path: str,
+    body: str | None = None,
+    *,
+    caller: str = "alice",
+    role: str = "DataScientist",
+    at: float | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (v2) request with IAM authorization, from tests/events/apigw_http_*.json."""
+    """An API Gateway HTTP API (v2) request with IAM authorization, from tests/events/apigw_http_*.json:
+    signed by session ``caller`` of role ``role``."""
     name = {"POST": "apigw_http_post_runs.json", "GET": "apigw_http_get_run.json"}.get(
         method, "apigw_http_delete_run.json"
     )
@@ -131,7 +139,7 @@ def api_request(
     event["requestContext"]["requestId"] = uuid.uuid4().hex[:16]
     event["requestContext"]["http"].update(method=method, path=path)
     event["requestContext"]["authorizer"]["iam"]["userArn"] = (
-        f"arn:aws:sts::{ACCOUNT}:assumed-role/DataScientist/{caller}"
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{caller}"
     )
     if at is not None:
         event["requestContext"]["timeEpoch"] = int(at * 1000)
@@ -273,7 +281,13 @@ class Events:
 
 @pytest.fixture
 def events() -> type[Events]:
-    return Events
+    """The builders, with API requests signed by a caller of the test's own (runs in flight are counted per
+    caller, and the local services live for the whole session)."""
+
+    class CallerEvents(Events):
+        api = staticmethod(functools.partial(api_request, caller=f"user-{uuid.uuid4().hex[:8]}"))
+
+    return CallerEvents
 
 
 @pytest.fixture
@@ -303,6 +317,16 @@ def sns_inbox(local_aws: LocalAws) -> Callable[[], list[dict[str, str]]]:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     return received
+
+
+@pytest.fixture
+def inbox(local_aws: Any, dataset: str) -> str:
+    """An inbox with two images; returns its s3:// URI."""
+    bucket = local_aws.resources["DataBucket"]
+    s3 = local_aws.client("s3")
+    for key in ("Training/Banana/img_0001.jpg", "Test/Banana/img_0002.jpg"):
+        s3.put_object(Bucket=bucket, Key=f"inbox/{dataset}/{key}", Body=b"\xff\xd8\xff\xe0 jpeg")
+    return f"s3://{bucket}/inbox/{dataset}/"
 
 
 @pytest.fixture

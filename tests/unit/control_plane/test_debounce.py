@@ -70,4 +70,6 @@ def test_unconfirmed_claim_is_relaunched_then_given_up() -> None:
     assert debounce.decide(state, 1000, QUIET) is Action.GIVE_UP
     gave_up = debounce.give_up(state)
     assert (gave_up.phase, gave_up.pending, gave_up.last_outcome) == (Phase.IDLE, False, "START_FAILED")
-    assert debounce.next_check_at(gave_up, QUIET) is None
+    assert gave_up.notice_due == "r1"
+    assert debounce.next_check_at(gave_up, QUIET) == 300  # due at once: its notice is to be published
+    assert debounce.next_check_at(debounce.notice_sent(gave_up, "r1"), QUIET) is None

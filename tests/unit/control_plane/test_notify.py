@@ -242,3 +242,29 @@ def test_a_job_run_whose_link_to_its_run_was_lost_is_reported_under_its_run(
         TableName=local_aws.table_name, Key={"pk": {"S": f"jobrun#{job['id']}"}}, ConsistentRead=True
     )
     assert index["Item"]["run_id"] == {"S": run_id}, "the lost link is written once found"
+
+
+def test_a_forged_completion_flag_sends_nothing_and_a_flag_that_is_no_json_object_is_a_failure(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    run: dict[str, Any],
+    sns_inbox: Any,
+) -> None:
+    s3 = local_aws.client("s3")
+    forged_run = f"{dataset}-20261124T100000-deadbeef"
+    write_output(local_aws, dataset, forged_run, ["manifest.json", "_COMPLETED.json"])
+    forged = events.s3_object_created(f"runs/{dataset}/{forged_run}/_COMPLETED.json", T_END)
+    assert handlers["NotifyFunction"](forged, context) == {"published": None}
+    elsewhere = events.s3_object_created(f"runs/another-dataset/{run['run_id']}/_COMPLETED.json", T_END)
+    assert handlers["NotifyFunction"](elsewhere, context) == {"published": None}, "a real run, wrong folder"
+    assert sns_inbox() == []
+
+    key = f"runs/{dataset}/{run['run_id']}/_COMPLETED.json"
+    s3.put_object(Bucket="featurizer-data", Key=key, Body=b'["not", "an", "object"]')
+    result = handlers["NotifyFunction"](events.s3_object_created(key, T_END), context)
+    assert result["published"] == f"failed#{run['run_id']}"
+    (message,) = sns_inbox()
+    assert f"s3://featurizer-data/{key} holds a JSON list, not an object" in message["Message"]

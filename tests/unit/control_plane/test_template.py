@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
+from local.template import functions
 from tests.paths import ROOT
 from tests.sam import sam_command
 
@@ -159,3 +161,124 @@ def test_the_tests_run_the_spark_of_the_default_release_and_only_mapped_releases
     assert str(spark_of[release["Default"]]["Spark"]) == pyspark.__version__, (
         "pin pyspark (pyproject.toml, constraints.txt) to the Spark of the default ReleaseLabel"
     )
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_every_alarm_notifies_the_operations_topic_never_the_run_reports_topic(local_aws: Any) -> None:
+    alarms = resources_of_type(local_aws.template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 19
+    for name, props in alarms.items():
+        assert props["AlarmActions"] == [{"Ref": "OperationsTopic"}], name
+        assert props["OKActions"] == [{"Ref": "OperationsTopic"}], name
+        assert "InsufficientDataActions" not in props, name
+        assert props["TreatMissingData"] == "notBreaching", name  # sparse metrics: no data is no failure
+
+
+def test_every_function_has_an_errors_and_a_throttles_alarm(local_aws: Any) -> None:
+    watched = {
+        (props["Dimensions"][0]["Value"]["Ref"], props["MetricName"])
+        for props in resources_of_type(local_aws.template, "AWS::CloudWatch::Alarm").values()
+        if props["Namespace"] == "AWS/Lambda"
+    }
+    expected = {
+        (name, metric) for name in functions(local_aws.template) for metric in ("Errors", "Throttles")
+    }
+    assert watched == expected
+
+
+def test_the_alarms_on_the_functions_metrics_watch_what_powertools_emits(local_aws: Any) -> None:
+    """Namespace and the one default dimension (service) as Globals give Powertools, and a metric name that a
+    function does emit."""
+    variables = local_aws.template["Globals"]["Function"]["Environment"]["Variables"]
+    sources = "\n".join(path.read_text() for path in (ROOT / "lambda").rglob("*.py"))
+    own = {
+        name: props
+        for name, props in resources_of_type(local_aws.template, "AWS::CloudWatch::Alarm").items()
+        if not props["Namespace"].startswith("AWS/")
+    }
+    assert {props["MetricName"] for props in own.values()} == {
+        "SweepErrors",
+        "ReconcileErrors",
+        "RunsFailedToStart",
+    }
+    for name, props in own.items():
+        assert props["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"], name
+        assert props["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}], (
+            name
+        )
+        assert f'add_metric(name="{props["MetricName"]}"' in sources, f"{name}: no function emits the metric"
+
+
+def test_the_topics_and_log_groups_are_encrypted_with_the_stack_key_and_logs_are_kept_for_a_while(
+    local_aws: Any,
+) -> None:
+    template = local_aws.template
+    key = {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+    assert template["Resources"]["EncryptionKey"]["Properties"]["EnableKeyRotation"] is True
+    topics = resources_of_type(template, "AWS::SNS::Topic")
+    assert set(topics) == {"RunReportsTopic", "OperationsTopic"}
+    for name, props in topics.items():
+        assert props["KmsMasterKeyId"] == {"Ref": "EncryptionKey"}, name
+    groups = resources_of_type(template, "AWS::Logs::LogGroup")
+    for name, props in groups.items():
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert props["KmsKeyId"] == key, name
+    for name, props in functions(template).items():
+        assert props["LoggingConfig"]["LogGroup"]["Ref"] in groups, f"{name} logs to a group of no retention"
+
+
+def test_cloudwatch_logs_may_use_the_key_for_every_log_group_of_the_stack(local_aws: Any) -> None:
+    """A log group the key policy does not cover fails to create (AccessDenied from KMS)."""
+    template = local_aws.template
+    statements = template["Resources"]["EncryptionKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (logs,) = [s for s in statements if s["Sid"] == "LogsEncryptThisStacksLogGroups"]
+    stack = {
+        "${AWS::Partition}": "aws",
+        "${AWS::Region}": "r",
+        "${AWS::AccountId}": "1",
+        "${AWS::StackName}": "s",
+    }
+
+    def substituted(text: str) -> str:
+        for variable, value in stack.items():
+            text = text.replace(variable, value)
+        return text
+
+    patterns = [
+        substituted(p["Fn::Sub"])
+        for p in logs["Condition"]["StringLike"]["kms:EncryptionContext:aws:logs:arn"]
+    ]
+    for name, props in resources_of_type(template, "AWS::Logs::LogGroup").items():
+        # a group without a name gets <stack>-<logical id>-<suffix> from CloudFormation
+        group = substituted(props["LogGroupName"]["Fn::Sub"]) if "LogGroupName" in props else f"s-{name}-A1B2"
+        arn = f"arn:aws:logs:r:1:log-group:{group}"
+        assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns), f"{name}: {arn}"
+
+
+def test_every_function_that_publishes_run_reports_may_use_the_topic_key(local_aws: Any) -> None:
+    for name, props in functions(local_aws.template).items():
+        policies = props.get("Policies", [])
+        if not any("SNSPublishMessagePolicy" in policy for policy in policies):
+            continue
+        grants = [
+            s
+            for _, s in statements({"Resources": {name: {"Properties": props}}})
+            if s.get("Sid") == "PublishEncrypted"
+        ]
+        assert grants == [
+            {
+                "Sid": "PublishEncrypted",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": {"Fn::GetAtt": ["EncryptionKey", "Arn"]},
+            }
+        ], name
+
+
+def test_the_state_table_survives_a_deleted_or_replaced_stack(local_aws: Any) -> None:
+    table = local_aws.template["Resources"]["StateTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["DeletionProtectionEnabled"] is True

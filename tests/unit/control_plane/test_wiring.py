@@ -63,7 +63,14 @@ def import_in_subprocess(
 def test_every_handler_imports_from_its_code_uri_with_the_template_environment() -> None:
     template = load_template()
     names = sorted(functions(template))
-    assert names == ["ApiFunction", "NotifyFunction", "RunEndedFunction", "SweepFunction", "UploadsFunction"]
+    assert names == [
+        "ApiFunction",
+        "NotifyFunction",
+        "ReconcileFunction",
+        "RunEndedFunction",
+        "SweepFunction",
+        "UploadsFunction",
+    ]
     running = {name: import_in_subprocess(template, name) for name in names}
     for name, process in running.items():
         out, err = process.communicate(timeout=120)

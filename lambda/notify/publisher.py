@@ -1,0 +1,56 @@
+"""Publishing a run's notice at most once, for every function that sends one (notify, sweep, reconciler).
+
+The publish is guarded by Powertools idempotency (key: the notice's key), so the events and the reconciler
+reporting the same outcome send one e-mail. Once it is sent, the run record is marked NOTIFIED; a publish
+that fails leaves the run open, and the reconciler sends its notice again on its next pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from botocore.exceptions import ClientError
+
+from common import records
+from common.config import StateSettings
+from notify.messages import Notice
+
+logger = Logger(child=True)
+
+# Refused starts are counted where they happen (RunsFailedToStart, common/launch.py), not here.
+METRIC_OF_OUTCOME = {"succeeded": "RunsSucceeded", "failed": "RunsFailed"}
+
+
+def idempotent_publisher(
+    *, state: StateSettings, sns: Any, topic_arn: str, table: Any, metrics: Metrics
+) -> tuple[Callable[[Notice], dict[str, str]], IdempotencyConfig]:
+    """`publish(notice)` to the run-reports topic, once per notice key, and its config for
+    `register_lambda_context`."""
+    persistence, config = state.idempotency(key="key")
+
+    @idempotent_function(
+        data_keyword_argument="notice", persistence_store=persistence, config=config, key_prefix="notify"
+    )
+    def publish_once(notice: Notice) -> dict[str, str]:
+        response = sns.publish(TopicArn=topic_arn, Subject=notice.subject, Message=notice.message)
+        if notice.outcome in METRIC_OF_OUTCOME:
+            metrics.add_metric(name=METRIC_OF_OUTCOME[notice.outcome], unit=MetricUnit.Count, value=1)
+        if notice.images_featurized:
+            metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=notice.images_featurized)
+        return {"message_id": response["MessageId"], "key": notice.key}
+
+    def publish(notice: Notice) -> dict[str, str]:
+        sent = publish_once(notice=notice)
+        if notice.run_id:
+            try:
+                records.mark_run(table, notice.run_id, records.NOTIFIED)
+            except ClientError as error:  # no record: a job run this service did not start
+                if error.response["Error"]["Code"] != records.CONDITION_FAILED:
+                    raise
+        return sent
+
+    return publish, config

@@ -1,0 +1,1 @@
+"""Reconcile: every open run checked against EMR, so that no lost event leaves a run unreported."""
