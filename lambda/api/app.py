@@ -15,7 +15,10 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -164,11 +167,28 @@ def run_not_started(error: RunStartError) -> Response:
 @app.exception_handler(ClientError)
 def aws_error(error: ClientError) -> Response:
     code = error.response["Error"].get("Code", "unknown")
+    reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+    if code == "TransactionCanceledException" and "ThrottlingError" in reasons:
+        code = "ThrottlingException"  # a transaction refused because one of its writes was throttled
     service = error.operation_name
     logger.exception("AWS call failed", extra={"code": code, "operation": service})
     if code in THROTTLING_CODES:
         return throttled()
     return _problem(502, "UpstreamError", f"an AWS call ({service}) failed with {code}; retry later")
+
+
+@app.exception_handler(IdempotencyPersistenceLayerError)
+def idempotency_store_failed(error: IdempotencyPersistenceLayerError) -> Response:
+    """Powertools wraps the errors of its own table calls: told apart by the cause, as AWS errors are."""
+    cause = error.__cause__
+    if isinstance(cause, ClientError):
+        return aws_error(cause)
+    if isinstance(cause, BotoCoreError):
+        return aws_unreachable(cause)
+    logger.exception("idempotency store failed")
+    return _problem(
+        502, "UpstreamError", "the service's state table could not be read or written; retry later"
+    )
 
 
 @app.exception_handler(BotoCoreError)

@@ -14,6 +14,7 @@ Spark property names are those documented for EMR Serverless:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -25,6 +26,7 @@ from common.errors import RunStartError
 from common.runs import RunSpec, client_token
 
 ENVIRONMENT_PYTHON = "./environment/bin/python"
+ARN = re.compile(r"arn:[\w:/.+=,@*-]+")
 # boto3 reads AWS_DEFAULT_REGION; the AWS SDK for Java (EMRFS) and other tools read AWS_REGION.
 REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
@@ -138,14 +140,16 @@ def launch_run(run: RunSpec, *, settings: JobSettings, emr: Any, table: Any) -> 
     try:
         response = emr.start_job_run(**start_job_run_request(run, settings))
     except ClientError as error:
-        message = f"EMR Serverless refused to start run {run.run_id}: {error}"
+        code = error.response["Error"].get("Code", "unknown")
+        reason = ARN.sub("<ARN>", error.response["Error"].get("Message", ""))  # shown to callers
+        message = f"EMR Serverless refused to start run {run.run_id}: {code}: {reason}"
         try:
             records.record_start_error(table, run.run_id, message)
         except Exception:  # the refusal is the error to report; the record still says STARTING
             logger.exception("could not record why the run did not start", extra={"run_id": run.run_id})
-        raise RunStartError(message, error.response["Error"].get("Code", "unknown")) from error
+        raise RunStartError(message, code) from error
     job_run_id = response["jobRunId"]
-    records.record_job_run(table, run.run_id, run.dataset, job_run_id)
+    records.record_job_run(table, run.run_id, run.dataset, job_run_id, run.requested_by)
     return {
         "run_id": run.run_id,
         "dataset": run.dataset,

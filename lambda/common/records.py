@@ -77,17 +77,26 @@ def put_run(table: Any, run: RunSpec, *, application_id: str) -> None:
             raise
 
 
-def record_job_run(table: Any, run_id: str, dataset: str, job_run_id: str) -> None:
-    """The started job run: its id on the run record and the job-run index entry, written as one."""
+def record_job_run(table: Any, run_id: str, dataset: str, job_run_id: str, requested_by: str = "") -> None:
+    """The started job run: its id on the run record and the job-run index entry, written as one. The run
+    is (re)opened: a start retried after a refusal may find its record closed."""
+    values: dict[str, Any] = {
+        ":job_run_id": job_run_id,
+        ":open": OPEN_RUN,
+        ":due": to_item(float(time.time() + RECONCILE_INTERVAL_SECONDS)),
+    }
+    update = "SET job_run_id = :job_run_id, sweep = :open, due_at = :due"
+    if requested_by:
+        update, values[":by"] = f"{update}, open_by = :by", requested_by
     table.meta.client.transact_write_items(
         TransactItems=[
             {
                 "Update": {
                     "TableName": table.name,
                     "Key": _run_key(run_id),
-                    "UpdateExpression": "SET job_run_id = :job_run_id REMOVE start_error",
+                    "UpdateExpression": f"{update} REMOVE start_error",
                     "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeValues": {":job_run_id": job_run_id},
+                    "ExpressionAttributeValues": values,
                 }
             },
             {
@@ -106,10 +115,11 @@ def record_job_run(table: Any, run_id: str, dataset: str, job_run_id: str) -> No
 
 
 def record_start_error(table: Any, run_id: str, message: str) -> None:
-    """Why EMR refused to start a recorded run (cleared once a retry starts it)."""
+    """Why EMR refused to start a recorded run (cleared once a retry starts it); a refused run is not in
+    flight, so it no longer counts against its caller's cap."""
     table.update_item(
         Key=_run_key(run_id),
-        UpdateExpression="SET start_error = :message",
+        UpdateExpression="SET start_error = :message REMOVE open_by",
         ExpressionAttributeValues={":message": message[:1000]},
     )
 
@@ -123,9 +133,13 @@ def mark_run(table: Any, run_id: str, step: str) -> None:
         ExpressionAttributeValues={":now": int(time.time())},
         ReturnValues="ALL_NEW",
     )["Attributes"]
-    waiting = [NOTIFIED] if item.get("trigger") == "api" else [NOTIFIED, RELEASED]
-    if "sweep" in item and all(name in item for name in waiting):
+    if "sweep" in item and is_done(item):
         close_run(table, run_id)
+
+
+def is_done(run: dict[str, Any]) -> bool:
+    """Whether every step of the run's end is marked: its e-mail, and (drop runs) its dataset's release."""
+    return all(step in run for step in ([NOTIFIED] if run.get("trigger") == "api" else [NOTIFIED, RELEASED]))
 
 
 def close_run(table: Any, run_id: str) -> None:

@@ -37,7 +37,7 @@ def job_run_of(run: dict[str, Any], *, emr: Any, table: Any, application_id: str
     except emr.exceptions.ResourceNotFoundException:  # no job run on the application at all
         found = None
     if found:
-        records.record_job_run(table, run["run_id"], run["dataset"], found)
+        records.record_job_run(table, run["run_id"], run["dataset"], found, run.get("requested_by", ""))
     return found
 
 
@@ -63,5 +63,5 @@ def run_of_job_run(job_run_id: str, *, emr: Any, table: Any, application_id: str
     if run is None or run.get("job_run_id", job_run_id) != job_run_id:
         return None
     if "job_run_id" not in run:
-        records.record_job_run(table, run["run_id"], run["dataset"], job_run_id)
+        records.record_job_run(table, run["run_id"], run["dataset"], job_run_id, run.get("requested_by", ""))
     return {"run_id": run["run_id"], "dataset": run["dataset"]}

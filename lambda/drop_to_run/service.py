@@ -79,13 +79,15 @@ class DropToRun:
 
         before, after = self.store.mutate(dataset, change)
         action = chosen[-1] if chosen else Action.WAIT
+        if action is Action.GIVE_UP:
+            outcome = StartOutcome(action, before.run_id)
+        elif action in (Action.CLAIM, Action.RELAUNCH) and after.phase is Phase.STARTING and after.run_id:
+            outcome = self._launch(after, now, action)
+        else:
+            outcome = StartOutcome(Action.WAIT)
         if after.notice_due is not None:
             self._send_start_failed(after)
-        if action is Action.GIVE_UP:
-            return StartOutcome(action, before.run_id)
-        if action in (Action.CLAIM, Action.RELAUNCH) and after.phase is Phase.STARTING and after.run_id:
-            return self._launch(after, now, action)
-        return StartOutcome(Action.WAIT)
+        return outcome
 
     def _launch(self, state: DatasetState, now: float, action: Action) -> StartOutcome:
         assert state.run_id is not None
@@ -118,7 +120,8 @@ class DropToRun:
         return StartOutcome(action, run_id, job_run_id)
 
     def _send_start_failed(self, state: DatasetState) -> None:
-        """Publish the due "could not start" notice; a failed publish is retried by the next sweep."""
+        """Publish the due "could not start" notice. A failed publish raises (the sweep counts it in
+        SweepErrors, which is alarmed) and stays due: the next sweep tries again."""
         run_id = str(state.notice_due)
         notice = start_failed_notice(
             bucket=self.settings.data_bucket,
@@ -127,11 +130,7 @@ class DropToRun:
             attempts=state.launch_attempts,
             error=state.last_error,
         )
-        try:
-            self.publish(notice)
-        except Exception:
-            logger.exception("could not publish; the next sweep tries again", extra={"run_id": run_id})
-            return
+        self.publish(notice)
         self.store.mutate(state.dataset, lambda s: debounce.notice_sent(s, run_id))
 
     def run_ended(self, job_run_id: str, outcome: str, now: float) -> StartOutcome | None:

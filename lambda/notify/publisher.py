@@ -1,8 +1,9 @@
 """Publishing a run's notice at most once, for every function that sends one (notify, sweep, reconciler).
 
 The publish is guarded by Powertools idempotency (key: the notice's key), so the events and the reconciler
-reporting the same outcome send one e-mail. Once it is sent, the run record is marked NOTIFIED; a publish
-that fails leaves the run open, and the reconciler sends its notice again on its next pass.
+reporting the same outcome at once send one e-mail. Once it is sent, the run record is marked NOTIFIED, and
+a later notice of a NOTIFIED run is not sent (the idempotency record expires; a re-driven event may come
+days later). A publish that fails leaves the run open, and the reconciler sends its notice on its next pass.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def idempotent_publisher(
         return {"message_id": response["MessageId"], "key": notice.key}
 
     def publish(notice: Notice) -> dict[str, str]:
+        run = records.get_run(table, notice.run_id) if notice.run_id else None
+        if run is not None and records.NOTIFIED in run:  # e.g. a re-driven event, after the record expired
+            logger.info("run already notified", extra={"key": notice.key})
+            return {"message_id": "", "key": notice.key}
         sent = publish_once(notice=notice)
         if notice.run_id:
             try:

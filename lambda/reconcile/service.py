@@ -51,6 +51,9 @@ class Reconciler:
         if state not in TERMINAL_STATES:
             records.reschedule_run(self.table, run_id, now + records.RECONCILE_INTERVAL_SECONDS)
             return state
+        if records.is_done(run):  # handled, but closing it failed after the last mark
+            records.close_run(self.table, run_id)
+            return state
         logger.warning("run ended without its events being handled", extra={"run_id": run_id, "state": state})
         if run.get("trigger") == "drop" and records.RELEASED not in run:
             self.release(job_run_id, state, now)

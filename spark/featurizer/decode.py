@@ -145,7 +145,7 @@ def _reduction(size: tuple[int, int]) -> int:
 def _png_to_rgb(image: np.ndarray) -> np.ndarray:
     """Grey, grey+alpha, BGR or BGRA, 8 or 16 bit -> 8-bit RGB; transparency is composited on white."""
     if image.dtype == np.uint16:
-        image = (image / 257.0).round().astype(np.uint8)
+        image = cv2.convertScaleAbs(image, alpha=1 / 257)  # rounds to 8 bits with no float copy
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     channels = image.shape[2]

@@ -97,3 +97,51 @@ def test_a_caller_at_the_cap_of_runs_in_flight_gets_a_429_with_retry_after(
     ended = events.emr_state_change(first["jobRunId"], "FAILED", 1795514400.0, local_aws.application_id, "x")
     handlers["NotifyFunction"](ended, context)
     assert call(handlers, events.api("POST", "/runs", bodies[2]), context)[0] == 202
+
+
+def test_a_refused_start_frees_its_place_under_the_cap_and_its_retry_is_tracked(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    inbox: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from api import app
+
+    monkeypatch.setattr(
+        app.runs, "access", dataclasses.replace(app.runs.access, max_runs_in_flight_per_caller=1)
+    )
+    start = app.emr.start_job_run
+    secret = "arn:aws:iam::123456789012:role/featurizer-JobRuntimeRole"
+
+    def refuse(**kwargs: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ValidationException", "Message": f"cannot pass {secret}"}}, "Start"
+        )
+
+    monkeypatch.setattr(app.emr, "start_job_run", refuse)
+    body = json.dumps({"input": inbox})
+    status, error, _ = call(handlers, events.api("POST", "/runs", body), context)
+    assert status == 502 and "arn:" not in json.dumps(error)
+    assert (
+        call(
+            handlers,
+            events.api("POST", "/runs", json.dumps({"input": inbox, "options": {"seed": 1}})),
+            context,
+        )[0]
+        == 502
+    ), "a refused run is not in flight"
+    monkeypatch.setattr(app.emr, "start_job_run", start)
+    status, created, _ = call(
+        handlers, events.api("POST", "/runs", body), context
+    )  # the same request, retried
+    assert status == 202
+    status, run, _ = call(handlers, events.api("GET", f"/runs/{created['run_id']}"), context)
+    assert "arn:" not in json.dumps(run)
+    item = local_aws.client("dynamodb").get_item(
+        TableName=local_aws.table_name, Key={"pk": {"S": f"run#{created['run_id']}"}}, ConsistentRead=True
+    )["Item"]
+    assert item["sweep"] == {"S": "RUN"} and "open_by" in item, "the retried run is open and counted again"

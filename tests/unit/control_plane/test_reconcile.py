@@ -239,3 +239,26 @@ def test_an_api_run_and_a_drop_run_of_one_dataset_run_side_by_side(
     drop_ended = events.emr_state_change(drop_job["id"], "FAILED", t0 + 900, local_aws.application_id, "boom")
     assert handlers["RunEndedFunction"](drop_ended, context)["next_run_id"] is not None
     assert len(local_aws.job_runs(dataset)) == 3
+
+
+def test_a_run_whose_close_failed_is_closed_and_a_notified_run_is_never_e_mailed_again(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str, sns_inbox: Any
+) -> None:
+    """The last mark was written but closing the run failed; then, days later, a re-driven event (its
+    idempotency record long expired) reports the run again: nothing is sent, the run is closed."""
+    from notify import app as notify_app
+    from notify.messages import Notice
+
+    created = start_api_run(local_aws, handlers, events, context, dataset)
+    local_aws.client("dynamodb").update_item(
+        TableName=local_aws.table_name,
+        Key={"pk": {"S": f"run#{created['run_id']}"}},
+        UpdateExpression="SET notified_at = :now",
+        ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+    )
+    late = Notice(key=f"failed#{created['run_id']}", subject="s", message="m", run_id=created["run_id"])
+    assert notify_app.publish(late)["message_id"] == ""
+    local_aws.set_job_state(created["jobRunId"], "FAILED", "boom")
+    assert reconcile(handlers, events, context, later())[created["run_id"]] == "FAILED"
+    assert not is_open(local_aws, created["run_id"])
+    assert mine(sns_inbox(), dataset) == []
