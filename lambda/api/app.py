@@ -38,7 +38,8 @@ app = APIGatewayHttpResolver()
 JOB = JobSettings.from_env()
 STATE = StateSettings.from_env()
 ACCESS = AccessSettings.from_env()
-# Error codes with which AWS asks its caller to slow down: the API then answers 503 with Retry-After.
+# Error codes with which AWS asks its caller to slow down: the API then answers 503 with Retry-After (as when
+# AWS does not answer at all).
 THROTTLING_CODES = frozenset(
     {
         "ThrottlingException",
@@ -49,7 +50,7 @@ THROTTLING_CODES = frozenset(
         "SlowDown",
     }
 )
-RETRY_AFTER_THROTTLED_SECONDS = 5
+RETRY_AFTER_UNAVAILABLE_SECONDS = 5
 
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))  # presigned report links: SigV4
 emr = boto3.client("emr-serverless")
@@ -194,15 +195,20 @@ def idempotency_store_failed(error: IdempotencyPersistenceLayerError) -> Respons
 @app.exception_handler(BotoCoreError)
 def aws_unreachable(error: BotoCoreError) -> Response:
     logger.exception("AWS did not answer")
-    return _problem(503, "Unavailable", "an AWS service did not answer; retry", headers={"Retry-After": "5"})
+    return _problem(
+        503,
+        "Unavailable",
+        "an AWS service did not answer; retry",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
+    )
 
 
 def throttled() -> Response:
     return _problem(
         503,
         "Throttled",
-        f"AWS is throttling this service; retry after {RETRY_AFTER_THROTTLED_SECONDS} seconds",
-        headers={"Retry-After": str(RETRY_AFTER_THROTTLED_SECONDS)},
+        f"AWS is throttling this service; retry after {RETRY_AFTER_UNAVAILABLE_SECONDS} seconds",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
     )
 
 

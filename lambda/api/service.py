@@ -24,7 +24,7 @@ from common.errors import (
     UnreadableOutputError,
 )
 from common.models import TERMINAL_STATES
-from common.outputs import has_objects, read_run_json
+from common.outputs import has_objects, read_optional_run_json, read_run_json
 from common.runs import (
     COMPLETED,
     COMPLETED_FLAG,
@@ -206,10 +206,7 @@ class RunsApi:
         return read_run_json(self.s3, self.settings.data_bucket, key)
 
     def _read_optional(self, key: str) -> dict[str, Any] | None:
-        try:
-            return self._read_json(key)
-        except UnreadableOutputError:
-            return None
+        return read_optional_run_json(self.s3, self.settings.data_bucket, key)
 
 
 def _not_started(run: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,16 @@ def read_run_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     return loaded
 
 
+def read_optional_run_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """A run output the caller can do without (metrics, timings, manifest): unreadable is left out, and
+    logged."""
+    try:
+        return read_run_json(s3, bucket, key)
+    except UnreadableOutputError:
+        logger.warning("unreadable run output left out", extra={"key": key})
+        return None
+
+
 def has_object(s3: Any, bucket: str, key: str) -> bool:
     """Whether the object exists (HEAD: a 404 only to a caller that may list the bucket)."""
     with permission("s3:GetObject", bucket, key):

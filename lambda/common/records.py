@@ -164,19 +164,25 @@ def reschedule_run(table: Any, run_id: str, at: float) -> bool:
     return True
 
 
-def due_keys(table: Any, partition: str, now: float) -> Iterator[str]:
-    """Keys of the items of a due-index partition (OPEN_RUN, or the sweep's datasets) due by ``now``."""
-    kwargs: dict[str, Any] = {
-        "IndexName": DUE_INDEX,
-        "KeyConditionExpression": Key("sweep").eq(partition) & Key("due_at").lte(to_item(float(now))),
-        "ProjectionExpression": "pk",
-    }
+def _pages(table: Any, **query: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a Query (the resource layer's Table has no paginator)."""
     while True:
-        page = table.query(**kwargs)
-        yield from (str(item["pk"]) for item in page.get("Items", []))
+        page: dict[str, Any] = table.query(**query)
+        yield page
         if "LastEvaluatedKey" not in page:
             return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def due_keys(table: Any, partition: str, now: float) -> Iterator[str]:
+    """Keys of the items of a due-index partition (OPEN_RUN, or the sweep's datasets) due by ``now``."""
+    pages = _pages(
+        table,
+        IndexName=DUE_INDEX,
+        KeyConditionExpression=Key("sweep").eq(partition) & Key("due_at").lte(to_item(float(now))),
+        ProjectionExpression="pk",
+    )
+    return (str(item["pk"]) for page in pages for item in page.get("Items", []))
 
 
 def runs_due(table: Any, now: float) -> Iterator[str]:
@@ -186,18 +192,10 @@ def runs_due(table: Any, now: float) -> Iterator[str]:
 
 def runs_in_flight(table: Any, caller: str) -> int:
     """How many of the caller's runs are open (the index is eventually consistent: a cap, not a count)."""
-    kwargs: dict[str, Any] = {
-        "IndexName": CALLER_INDEX,
-        "KeyConditionExpression": Key("open_by").eq(caller),
-        "Select": "COUNT",
-    }
-    total = 0
-    while True:
-        page = table.query(**kwargs)
-        total += int(page["Count"])
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = _pages(
+        table, IndexName=CALLER_INDEX, KeyConditionExpression=Key("open_by").eq(caller), Select="COUNT"
+    )
+    return sum(int(page["Count"]) for page in pages)
 
 
 def get_run(table: Any, run_id: str) -> dict[str, Any] | None:

@@ -51,20 +51,19 @@ class DropToRun:
         """Claim and start a run if the dataset is due at ``now``; relaunch or give up a stuck claim; hand a
         run whose lease expired to the reconciler; publish a "could not start" notice still due."""
         chosen: list[Action] = []
-        current = self.store.load(dataset)
-        # Asked before the change below: a run still on record is reconciled (asked of EMR), not forgotten.
-        reconciled = debounce.lease_expired(current, now) and records.reschedule_run(
-            self.table, str(current.run_id), now
-        )
+        reconciled: dict[str, bool] = {}  # run id -> still on record; asked once, however often change runs
 
         def change(state: DatasetState) -> DatasetState:
             chosen.clear()
             if debounce.lease_expired(state, now):
+                run_id = str(state.run_id)
+                if run_id not in reconciled:  # a run still on record is reconciled (asked of EMR)
+                    reconciled[run_id] = records.reschedule_run(self.table, run_id, now)
                 logger.warning(
                     "run lease expired without an end event",
-                    extra={"run_id": state.run_id, "reconciled": reconciled},
+                    extra={"run_id": run_id, "reconciled": reconciled[run_id]},
                 )
-                if reconciled:
+                if reconciled[run_id]:
                     return debounce.extend_lease(state, now)
                 state = debounce.expire_lease(state)
             action = debounce.decide(state, now, self.quiet_seconds)

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from common import records, tracking
 from common.config import JobSettings
 from common.errors import UnreadableOutputError
-from common.outputs import has_object, read_run_json
+from common.outputs import has_object, read_optional_run_json, read_run_json
 from common.runs import COMPLETED_FLAG, FAILED_FLAG, RUNS_PREFIX, run_prefix
 from notify.messages import Notice, failure_notice, success_notice
 
@@ -157,9 +157,4 @@ class Notifier:
         return read_run_json(self.s3, self.settings.data_bucket, key)
 
     def _read_optional(self, key: str) -> dict[str, Any] | None:
-        """A file the message can do without: unreadable is left out (and logged)."""
-        try:
-            return self._read_json(key)
-        except UnreadableOutputError:
-            logger.warning("unreadable run output left out of the message", extra={"key": key})
-            return None
+        return read_optional_run_json(self.s3, self.settings.data_bucket, key)
