@@ -14,7 +14,7 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(shell sha256sum packaging/requirements-sam
 LINT_VENV := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-$(shell sha256sum tests/requirements-lint.txt | cut -c1-12)
 
-.PHONY: setup s3a sam lint-tools demo stack test lint bench bench-tune clean
+.PHONY: setup s3a sam lint-tools demo stack test lint bench bench-tune bench-drop clean
 
 $(STAMP): $(REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
@@ -63,6 +63,9 @@ bench: setup
 
 bench-tune: setup
 	$(BIN)/python bench/performance.py --tune
+
+bench-drop: s3a
+	$(BIN)/python -m bench.drop $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) demo dist .local-stack

@@ -31,6 +31,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--quiet-seconds", type=int, default=10, help="debounce (QUIET_SECONDS; AWS default 120)"
     )
     parser.add_argument("--sweep-seconds", type=float, default=5, help="sweep period (AWS: every minute)")
+    parser.add_argument(
+        "--batch-window-seconds",
+        type=float,
+        default=StackOptions().batch_window_seconds,
+        help="the uploads event source's batching window, at most the template's (20 s)",
+    )
     parser.add_argument("--spark-cores", type=int, default=2)
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--state-dir", type=Path, default=StackOptions().state_dir)
@@ -66,6 +72,7 @@ def main(argv: list[str]) -> int:
         ports=Ports(args.aws_port, args.emr_port, args.api_port),
         quiet_seconds=args.quiet_seconds,
         sweep_seconds=args.sweep_seconds,
+        batch_window_seconds=args.batch_window_seconds,
         spark_cores=args.spark_cores,
         driver_memory=args.driver_memory,
         state_dir=args.state_dir.resolve(),

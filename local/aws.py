@@ -19,7 +19,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from local import eventbridge
+from local import eventbridge, sqs
 from local.iam import JobRoleEnforcer
 from local.template import ACCOUNT, ARTIFACTS_BUCKET, DATA_BUCKET, REGION, StackTemplate
 
@@ -63,6 +63,7 @@ class LocalAws:
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         eventbridge.install()
+        sqs.install()
         self.server.start()
 
     def stop(self) -> None:

@@ -1,8 +1,11 @@
 """Event delivery as AWS does it, between the local services and the functions.
 
 - **SQS event source mapping** (UploadsEventSource): batches of up to BatchSize messages from the uploads
-  queue, gathered for at most the batching window, as one SQS event; with ReportBatchItemFailures only the
-  messages the handler did not report are deleted, the others come back after the visibility timeout.
+  queue, gathered until the batch is full or the batching window has passed, as one SQS event; one poller
+  per execution environment, ScalingConfig.MaximumConcurrency of them, so that many batches are in the
+  function at once; the pollers read moto's queue from inside the service (local/sqs.py). With
+  ReportBatchItemFailures only the messages the handler did not report are deleted, the others come back
+  after the visibility timeout.
 - **Asynchronous invocation** of EventBridge rule targets: moto's EventBridge matches the rules (patterns from
   template.yaml) and sends each event to one queue per function; each message is one invocation, retried
   twice on error (Lambda's default), then sent to the events dead-letter queue.
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -21,12 +25,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from local import sqs
 from local.lambdas import FunctionError, LocalFunction
 from local.template import ACCOUNT, REGION
 
 logger = logging.getLogger(__name__)
 ASYNC_ATTEMPTS = 3  # one invocation and Lambda's two retries
 RETRY_DELAY_SECONDS = 2
+GATHER_PAUSE_SECONDS = 0.2  # an event source mapping filling a batch looks at an empty queue again after this
 
 
 def scheduled_event(at: float, rule: str) -> dict[str, Any]:
@@ -44,25 +50,9 @@ def scheduled_event(at: float, rule: str) -> dict[str, Any]:
     }
 
 
-def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """One record of the SQS event Lambda builds from a received message."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
-
-
 class Dispatcher:
-    def __init__(self, sqs: Any, region: str) -> None:
+    def __init__(self, sqs: Any) -> None:
         self.sqs = sqs
-        self.region = region
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -80,51 +70,62 @@ class Dispatcher:
         self.threads.append(thread)
         thread.start()
 
-    def _receive(self, queue_url: str, count: int = 10) -> list[dict[str, Any]]:
+    def _receive(self, queue_url: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = self.sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=1, AttributeNames=["All"]
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
         ).get("Messages", [])
         return messages
 
-    def _delete(self, queue_url: str, messages: list[dict[str, Any]]) -> None:
-        for start in range(0, len(messages), 10):
-            entries = [
-                {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]}
-                for index, m in enumerate(messages[start : start + 10])
-            ]
-            self.sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    def _delete(self, queue_url: str, message: dict[str, Any]) -> None:
+        self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def event_source_mapping(
+        self,
+        queue_url: str,
+        queue_arn: str,
+        environments: list[LocalFunction],
+        batch_size: int,
+        window_seconds: float,
+    ) -> None:
+        """One poller per execution environment of the function: at most ``len(environments)`` batches in
+        the function at once (the mapping's ``MaximumConcurrency``)."""
+        for index, function in enumerate(environments):
+            batches = functools.partial(
+                self._deliver_batch, queue_url, queue_arn, function, batch_size, window_seconds
+            )
+            self._spawn(f"esm-{function.name}-{index}", batches)
+
+    def _deliver_batch(
         self, queue_url: str, queue_arn: str, function: LocalFunction, batch_size: int, window_seconds: float
     ) -> None:
-        def poll() -> None:
-            batch = self._receive(queue_url)
-            if not batch:
-                return
-            deadline = time.monotonic() + window_seconds
-            while len(batch) < batch_size and time.monotonic() < deadline and not self.stopping.is_set():
-                more = self._receive(queue_url, min(10, batch_size - len(batch)))
-                if not more:
-                    break
-                batch += more
-            event = {"Records": [sqs_record(m, queue_arn, self.region) for m in batch]}
-            try:
-                result = function.invoke(event)
-            except FunctionError as error:
-                logger.warning(
-                    "%s failed on a batch of %d: %s (retried after the visibility timeout)",
-                    function.name,
-                    len(batch),
-                    error,
-                )
-                return
-            failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
-            self._delete(queue_url, [m for m in batch if m["MessageId"] not in failed])
-            logger.info(
-                "%s <- SQS batch of %d messages (%d reported failed)", function.name, len(batch), len(failed)
+        batch = sqs.receive(queue_url, batch_size, wait_seconds=1)
+        if not batch:
+            return
+        deadline = time.monotonic() + window_seconds
+        while len(batch) < batch_size and not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = sqs.receive(queue_url, batch_size - len(batch), wait_seconds=0)
+            if not more:
+                self.stopping.wait(min(left, GATHER_PAUSE_SECONDS))
+            batch += more
+        event = {"Records": [sqs.lambda_record(m, queue_arn) for m in batch]}
+        try:
+            result = function.invoke(event)
+        except FunctionError as error:
+            logger.warning(
+                "%s failed on a batch of %d: %s (retried after the visibility timeout)",
+                function.name,
+                len(batch),
+                error,
             )
-
-        self._spawn(f"esm-{function.name}", poll)
+            return
+        failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
+        sqs.delete(queue_url, [m.receipt_handle for m in batch if m.id not in failed])
+        logger.info(
+            "%s <- SQS batch of %d messages (%d reported failed)", function.name, len(batch), len(failed)
+        )
 
     def asynchronous(self, queue_url: str, function: LocalFunction, dead_letter_url: str) -> None:
         def poll() -> None:
@@ -153,7 +154,7 @@ class Dispatcher:
                     logger.info(
                         "%s <- %s: %s", function.name, event.get("detail-type"), json.dumps(result)[:200]
                     )
-                self._delete(queue_url, [message])
+                self._delete(queue_url, message)
 
         self._spawn(f"async-{function.name}", poll)
 
@@ -176,7 +177,7 @@ class Dispatcher:
             for message in self._receive(queue_url):
                 envelope = json.loads(message["Body"])
                 on_message(envelope.get("Subject", ""), envelope["Message"])
-                self._delete(queue_url, [message])
+                self._delete(queue_url, message)
 
         self._spawn("sns-subscription", poll)
 

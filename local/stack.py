@@ -23,7 +23,7 @@ from local.iam import JOB_CREDENTIALS, POLICY_FILE, job_role_statements, write_p
 from local.jobs import JobRun, Runtime
 from local.lambdas import LocalFunction, function_environment
 from local.ports import HOST, Ports, check_free
-from local.template import ACCOUNT, APPLICATION_ID, DATA_BUCKET, REGION, StackTemplate, resource_names
+from local.template import ACCOUNT, APPLICATION_ID, DATA_BUCKET, StackTemplate, resource_names
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,12 @@ def rate_seconds(expression: str) -> float:
     return int(match.group(1)) * unit
 
 
+def uploads_mapping(template: StackTemplate) -> dict[str, Any]:
+    """The uploads queue's event source mapping (UploadsEventSource's properties)."""
+    properties: dict[str, Any] = template.resource("UploadsEventSource")["Properties"]
+    return properties
+
+
 class LocalStack:
     def __init__(
         self, options: StackOptions, on_notification: Callable[[str, str], None] | None = None
@@ -72,6 +78,7 @@ class LocalStack:
         self.on_notification = on_notification
         self.aws = LocalAws(HOST, options.ports.aws, options.state_dir / POLICY_FILE)
         self.functions: dict[str, LocalFunction] = {}
+        self.extra_environments: list[LocalFunction] = []  # the uploads function's, beyond its first
         self.dispatcher: Dispatcher | None = None
         self.application: emr.Application | None = None
         self.servers: list[ThreadingHTTPServer] = []
@@ -109,12 +116,14 @@ class LocalStack:
         (state / "logs").mkdir(parents=True)
         (state / STACK_FILE).write_text(self.describe_json())  # at once: a failed start may be retried
 
-        buckets = {name: resource_names("")[name] for name in ("DataBucket", "ArtifactsBucket")}
+        buckets = {name: resource_names("", "")[name] for name in ("DataBucket", "ArtifactsBucket")}
         write_policy(state / POLICY_FILE, job_role_statements(buckets))
         self.aws.start()
         self._stops.append(self.aws.stop)
         topic_arn = self.aws.create_topic()
-        template = StackTemplate(resource_names(topic_arn), {"QUIET_SECONDS": str(options.quiet_seconds)})
+        template = StackTemplate(
+            resource_names(topic_arn, self.aws.endpoint), {"QUIET_SECONDS": str(options.quiet_seconds)}
+        )
         self.aws.create_resources(template, topic_arn)
         env = {spec.name: spec.environment for spec in template.functions()}
         artifacts.upload(
@@ -125,13 +134,20 @@ class LocalStack:
         for spec in template.functions():
             environment = function_environment(spec, self.endpoints, CREDENTIALS)
             self.functions[spec.name] = LocalFunction(spec, environment, state / "logs")
+        mapping = uploads_mapping(template)
+        uploads = self.functions[mapping["FunctionName"]["Ref"]]
+        self.extra_environments = [  # Lambda runs the mapping's batches in this many environments at once
+            LocalFunction(uploads.spec, uploads.environment, state / "logs")
+            for _ in range(int(mapping["ScalingConfig"]["MaximumConcurrency"]) - 1)
+        ]
         self._stops.append(self._stop_functions)
-        starting = [Thread(target=f.start) for f in self.functions.values()]
+        environments = [*self.functions.values(), *self.extra_environments]
+        starting = [Thread(target=f.start) for f in environments]
         for thread in starting:
             thread.start()
         for thread in starting:
             thread.join()
-        for function in self.functions.values():
+        for function in environments:
             if function.process is None:
                 function.start()  # its cold start failed: raise the error here
 
@@ -172,16 +188,15 @@ class LocalStack:
         self._serve(emr.make_server(self.application, HOST, self.options.ports.emr))
 
     def _start_events(self, template: StackTemplate, options: StackOptions) -> None:
-        dispatcher = Dispatcher(self.aws.client("sqs"), REGION)
+        dispatcher = Dispatcher(self.aws.client("sqs"))
         self.dispatcher = dispatcher
         self._stops.append(dispatcher.stop)
         queues = self.aws.queues
-        mapping = template.resource("UploadsEventSource")["Properties"]
-        uploads_function = mapping["FunctionName"]["Ref"]
+        mapping = uploads_mapping(template)
         dispatcher.event_source_mapping(
             queues["UploadsQueue"],
             self.aws.queue_arn("UploadsQueue"),
-            self.functions[uploads_function],
+            [self.functions[mapping["FunctionName"]["Ref"]], *self.extra_environments],
             int(mapping["BatchSize"]),
             min(float(mapping["MaximumBatchingWindowInSeconds"]), options.batch_window_seconds),
         )
@@ -216,7 +231,7 @@ class LocalStack:
         self._stops.append(stop)
 
     def _stop_functions(self) -> None:
-        for function in self.functions.values():
+        for function in [*self.functions.values(), *self.extra_environments]:
             function.stop()
 
     def stop(self) -> None:

@@ -179,8 +179,10 @@ class StackTemplate:
         return resolved
 
 
-def resource_names(topic_arn: str) -> dict[str, str]:
+def resource_names(topic_arn: str, aws_endpoint: str) -> dict[str, str]:
+    """The local resources template.yaml's references resolve to (moto names its queues' URLs by endpoint)."""
     return {
+        "UploadsQueue": f"{aws_endpoint}/{ACCOUNT}/UploadsQueue",
         "StateTable": TABLE,
         "DataBucket": DATA_BUCKET,
         "ArtifactsBucket": ARTIFACTS_BUCKET,

@@ -1,6 +1,7 @@
 """HTTP API (IAM authorization): start, inspect and cancel runs.
 
 POST   /runs             {"input": "s3://<data-bucket>/inbox/<dataset>/", "options": {...}} -> 202
+                         ... "dry_run": true: the run's plan (workers, hours, dollars), nothing started -> 200
 GET    /runs/{run_id}    state, EMR details, timings and metrics once complete               -> 200
 DELETE /runs/{run_id}    cancel the EMR job run                                              -> 202
 """
@@ -86,8 +87,14 @@ def _json(status_code: int, body: dict[str, Any], headers: dict[str, str] | None
 def create_run() -> Response:
     event = app.current_event
     request = parse_run_request(request_text(event.body, event.is_base64_encoded))
-    context = event.request_context
     caller = current_caller()
+    if request.dry_run:
+        planned = runs.plan_run(request)
+        logger.info(
+            "run planned", extra={"caller": caller.arn, "input": planned["input"], "fits": planned["fits"]}
+        )
+        return _json(200, planned)
+    context = event.request_context
     requested_at = datetime.fromtimestamp(context.time_epoch / 1000, tz=UTC)
     created = runs.create_run(request, caller=caller, requested_at=requested_at)
     logger.set_correlation_id(created["run_id"])

@@ -38,17 +38,20 @@ MESSAGES = {
     "string_type": "must be a string, got {input}",
     "model_type": "must be a JSON object, got {input}",
     "literal_error": "must be one of {expected}, got {input}",
+    "bool_type": "must be true or false, got {input}",
     "value_error": "{error}",
 }
 
 
 class RunRequest(BaseModel):
-    """Body of ``POST /runs``: ``{"input": "s3://<data-bucket>/inbox/<dataset>/...", "options": {...}}``."""
+    """Body of ``POST /runs``: ``{"input": "s3://<data-bucket>/inbox/<dataset>/...", "options": {...}}``,
+    and ``"dry_run": true`` for the run's plan instead of the run (no job option: the job never sees it)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     input: str = Field(max_length=MAX_INPUT_CHARACTERS)
     options: RunOptions = RunOptions()
+    dry_run: bool = False
 
 
 class RequestValidationError(InvalidRequestError):

@@ -24,7 +24,8 @@ from common.errors import (
     UnreadableOutputError,
 )
 from common.models import TERMINAL_STATES
-from common.outputs import has_objects, read_optional_run_json, read_run_json
+from common.outputs import count_objects, read_optional_run_json, read_run_json
+from common.plan import Plan, plan_run
 from common.runs import (
     COMPLETED,
     COMPLETED_FLAG,
@@ -40,6 +41,9 @@ from common.runs import (
 )
 
 REPORT_LINK_SECONDS = 3600
+# How long a request may spend counting its input (the function's timeout is 30 s): S3 lists 1,000 keys a
+# request, so some 10^5 objects; a larger input is "at least" that many, sized as the largest run allowed.
+LISTING_BUDGET_SECONDS = 10
 # A caller at the cap is told to retry after this long: runs take minutes, and the reconciler closes them.
 RETRY_AFTER_CAP_SECONDS = 60
 
@@ -54,17 +58,40 @@ class RunsApi:
     table: Any
     launch: Callable[[RunSpec], dict[str, str]]  # idempotent EMR start (key: run_id)
 
-    def create_run(self, request: RunRequest, *, caller: Caller, requested_at: datetime) -> dict[str, Any]:
+    def plan_run(self, request: RunRequest) -> dict[str, Any]:
+        """The run's plan (a dry run): nothing is started or recorded."""
+        input_uri, dataset, planned = self._planned(request)
+        return {
+            "dry_run": True,
+            "dataset": dataset,
+            "input": input_uri,
+            "options": request.options.model_dump(exclude_none=True),
+            **planned.as_json(),
+        }
+
+    def _planned(self, request: RunRequest) -> tuple[str, str, Plan]:
+        """The checked input (URI, dataset) and the plan of a run of it, as far as it was counted."""
         input_uri, prefix, dataset = normalise_input(request.input, self.settings.data_bucket)
-        if not has_objects(self.s3, self.settings.data_bucket, prefix):
-            raise InvalidRequestError("input", f"no objects under {input_uri}; upload the images first")
-        options = request.options
-        if options.engine == "tensorflow" and self.settings.tensorflow_env_archive_key is None:
+        if request.options.engine == "tensorflow" and self.settings.tensorflow_env_archive_key is None:
             raise InvalidRequestError(
                 "options.engine",
                 "this deployment has no TensorFlow environment: leave engine unset (onnx), or deploy again "
                 "with `packaging/deploy.py --with-tensorflow` (x86_64 only)",
             )
+        size = count_objects(
+            self.s3, self.settings.data_bucket, prefix, budget_seconds=LISTING_BUDGET_SECONDS
+        )
+        if not size.images:
+            raise InvalidRequestError("input", f"no objects under {input_uri}; upload the images first")
+        return input_uri, dataset, plan_run(size, self.settings.limits)
+
+    def create_run(self, request: RunRequest, *, caller: Caller, requested_at: datetime) -> dict[str, Any]:
+        input_uri, dataset, planned = self._planned(request)
+        if not planned.fits:
+            raise InvalidRequestError(
+                "input", f'{" ".join(planned.problems)} ("dry_run": true gives the whole plan)'
+            )
+        options = request.options
         fingerprint = hashlib.sha256(
             json.dumps(
                 {"caller": caller.arn, "input": input_uri, "options": options.model_dump(exclude_none=True)},
@@ -85,6 +112,7 @@ class RunsApi:
             options=options,
             trigger="api",
             requested_by=caller.arn,
+            input_size=planned.size,
         )
         if records.get_run(self.table, run_id) is None:  # a retried request's run is not counted twice
             self._check_cap(caller)

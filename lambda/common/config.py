@@ -7,11 +7,13 @@ module is imported (cold start), never later in the middle of a request.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 from common.errors import MissingConfigurationError
+from common.plan import Capacity, Limits, Workers
 
 
 def env(name: str) -> str:
@@ -53,13 +55,24 @@ def env_gigabytes(name: str) -> int:
     return int(raw[:-1])
 
 
+def env_quantity(name: str, unit: str) -> int:
+    """A capacity as EMR Serverless writes it, ``64 vCPU`` or ``256 GB`` (the unit may be left out)."""
+    raw = env(name)
+    matched = re.fullmatch(rf"(\d+)\s*(?:{unit})?", raw.strip(), re.IGNORECASE)
+    if matched is None:
+        raise MissingConfigurationError(name, f"must be a whole number of {unit} like 64 {unit}, got {raw!r}")
+    return int(matched[1])
+
+
 @dataclass(frozen=True)
 class WorkerSizing:
     """Spark driver/executor sizing, derived from the EMR Serverless workers' sizes the template gives."""
 
     driver_cores: int
+    driver_worker_gb: int
     driver_memory: str  # JVM heap: what EMR's overhead leaves of the driver's worker
     executor_cores: int
+    executor_worker_gb: int
     executor_memory: str  # JVM heap: the executor's worker less its overhead
     executor_memory_overhead: str  # where the Python workers run
     min_executors: int
@@ -82,8 +95,10 @@ class WorkerSizing:
         )
         return cls(
             driver_cores=env_int("SPARK_DRIVER_CORES"),
+            driver_worker_gb=driver_worker_mb // 1024,
             driver_memory=f"{driver_heap_mb}m",
             executor_cores=env_int("SPARK_EXECUTOR_CORES"),
+            executor_worker_gb=executor_worker,
             executor_memory=f"{executor_worker - overhead}g",
             executor_memory_overhead=f"{overhead}g",
             min_executors=env_int("SPARK_MIN_EXECUTORS"),
@@ -108,6 +123,7 @@ class JobSettings:
     log_prefix: str
     execution_timeout_minutes: int
     sizing: WorkerSizing
+    capacity: Capacity  # the application's MaximumCapacity
 
     @classmethod
     def from_env(cls) -> JobSettings:
@@ -125,7 +141,21 @@ class JobSettings:
             log_prefix=env("LOG_PREFIX"),
             execution_timeout_minutes=env_int("EXECUTION_TIMEOUT_MINUTES"),
             sizing=WorkerSizing.from_env(),
+            capacity=Capacity(
+                vcpu=env_quantity("MAXIMUM_CPU", "vCPU"),
+                memory_gb=env_quantity("MAXIMUM_MEMORY", "GB"),
+                disk_gb=env_quantity("MAXIMUM_DISK", "GB"),
+            ),
         )
+
+    @property
+    def limits(self) -> Limits:
+        """What a run's plan stays within (common/plan.py)."""
+        sizing = self.sizing
+        workers = Workers(
+            sizing.driver_cores, sizing.driver_worker_gb, sizing.executor_cores, sizing.executor_worker_gb
+        )
+        return Limits(workers, self.capacity, sizing.max_executors, self.execution_timeout_minutes)
 
     @property
     def log_uri(self) -> str:
@@ -166,10 +196,15 @@ class StateSettings:
 class DebounceSettings:
     quiet_seconds: int
     topic_arn: str
+    uploads_queue_url: str  # the sweep reads its backlog: a backlog is never taken for quiet uploads
 
     @classmethod
     def from_env(cls) -> DebounceSettings:
-        return cls(quiet_seconds=env_int("QUIET_SECONDS"), topic_arn=env("TOPIC_ARN"))
+        return cls(
+            quiet_seconds=env_int("QUIET_SECONDS"),
+            topic_arn=env("TOPIC_ARN"),
+            uploads_queue_url=env("UPLOADS_QUEUE_URL"),
+        )
 
 
 @dataclass(frozen=True)

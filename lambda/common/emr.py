@@ -10,6 +10,8 @@ Spark property names are those documented for EMR Serverless:
   dynamic allocation bounds ``spark.dynamicAllocation.minExecutors`` /
   ``spark.dynamicAllocation.maxExecutors`` (table "Spark defaults"):
   https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/jobs-spark.html
+- each executor's disk ``spark.emr-serverless.executor.disk`` (same table; 20G by default, 20 to 200 GB a
+  worker: app-behavior.html, "Supported worker configurations")
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botocore.exceptions import ClientError
 from common import records
 from common.config import JobSettings, WorkerSizing
 from common.errors import RunStartError
+from common.plan import Sizing, sizing_for
 from common.runs import RunSpec, client_token
 
 ENVIRONMENT_PYTHON = "./environment/bin/python"
@@ -34,9 +37,10 @@ logger = Logger(child=True)
 
 
 def spark_submit_parameters(
-    artifacts_bucket: str, env_archive_key: str, sizing: WorkerSizing, region: str
+    artifacts_bucket: str, env_archive_key: str, sizing: WorkerSizing, run_sizing: Sizing, region: str
 ) -> str:
-    """Every ``--conf`` of the job, in one place (tested as an exact string).
+    """Every ``--conf`` of the job, in one place (tested as an exact string). `run_sizing` is the run's
+    plan (common/plan.py): its executors and their disk grow with the input.
 
     The region is given to the driver and the executors: their boto3 clients (the listing, the workers'
     reads) must not depend on what the worker's environment happens to set.
@@ -58,8 +62,9 @@ def spark_submit_parameters(
         f"spark.executor.memoryOverhead={sizing.executor_memory_overhead}",
         "spark.task.cpus=1",
         "spark.dynamicAllocation.enabled=true",
-        f"spark.dynamicAllocation.minExecutors={sizing.min_executors}",
-        f"spark.dynamicAllocation.maxExecutors={sizing.max_executors}",
+        f"spark.dynamicAllocation.minExecutors={min(sizing.min_executors, run_sizing.executors)}",
+        f"spark.dynamicAllocation.maxExecutors={run_sizing.executors}",
+        f"spark.emr-serverless.executor.disk={run_sizing.executor_disk_gb}G",
     ]
     return " ".join(f"--conf {item}" for item in conf)
 
@@ -103,6 +108,7 @@ def environment_archive_key(run: RunSpec, settings: JobSettings) -> str:
 
 def start_job_run_request(run: RunSpec, settings: JobSettings) -> dict[str, Any]:
     """Keyword arguments of boto3 ``emr-serverless`` ``start_job_run`` for one run."""
+    run_sizing = sizing_for(run.input_size, settings.limits)
     return {
         "applicationId": settings.application_id,
         "clientToken": client_token(settings.application_id, run.run_id),
@@ -116,6 +122,7 @@ def start_job_run_request(run: RunSpec, settings: JobSettings) -> dict[str, Any]
                     settings.artifacts_bucket,
                     environment_archive_key(run, settings),
                     settings.sizing,
+                    run_sizing,
                     settings.region,
                 ),
             }
@@ -123,7 +130,7 @@ def start_job_run_request(run: RunSpec, settings: JobSettings) -> dict[str, Any]
         "configurationOverrides": {
             "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": settings.log_uri}}
         },
-        "executionTimeoutMinutes": settings.execution_timeout_minutes,
+        "executionTimeoutMinutes": run_sizing.timeout_minutes,
         "tags": {
             "service": "image-featurizer",
             "dataset": run.dataset,

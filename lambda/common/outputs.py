@@ -7,6 +7,7 @@ so a missing permission would look like a run that never finished.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from common.errors import PermissionMissingError, UnreadableOutputError
+from common.plan import InputSize
 
 logger = Logger(child=True)
 
@@ -76,7 +78,15 @@ def has_object(s3: Any, bucket: str, key: str) -> bool:
     return True
 
 
-def has_objects(s3: Any, bucket: str, prefix: str) -> bool:
-    """Whether anything sits under the prefix (one listing request)."""
+def count_objects(s3: Any, bucket: str, prefix: str, *, budget_seconds: float) -> InputSize:
+    """The objects under the prefix and their bytes, listed a page (1,000 keys) at a time until the budget
+    is spent, and then at least that many: 10^8 objects take 10^5 requests, longer than a caller waits."""
+    deadline = time.monotonic() + budget_seconds
+    objects = size = 0
     with permission("s3:ListBucket", bucket, prefix):
-        return bool(s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            objects += page.get("KeyCount", 0)
+            size += sum(item["Size"] for item in page.get("Contents", []))
+            if page.get("IsTruncated") and time.monotonic() >= deadline:
+                return InputSize(objects, size, complete=False)
+    return InputSize(objects, size)

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from common.plan import InputSize
+
 INBOX_PREFIX = "inbox/"
 RUNS_PREFIX = "runs/"
 START_MARKER = "_START"
@@ -42,6 +44,10 @@ SEED_BOUNDS = (0, 2**31 - 1)
 BATCH_SIZE_BOUNDS = (1, 256)
 MAX_IMAGE_BYTES_BOUNDS = (1, 2**30)
 MAX_IMAGE_PIXELS_BOUNDS = (1, 2**30)
+FIT_MAX_IMAGES_BOUNDS = (10, 10**9)
+FIT_MAX_PER_CLASS_BOUNDS = (1, 10**9)
+REG_PARAM_BOUNDS = (0.0, 1000.0)
+MAX_ITER_BOUNDS = (1, 1000)
 
 
 def is_valid_dataset(name: str) -> bool:
@@ -111,6 +117,10 @@ class RunOptions(BaseModel):
     batch_size: int | None = _within(BATCH_SIZE_BOUNDS)
     max_image_bytes: int | None = _within(MAX_IMAGE_BYTES_BOUNDS)
     max_image_pixels: int | None = _within(MAX_IMAGE_PIXELS_BOUNDS)
+    fit_max_images: int | None = _within(FIT_MAX_IMAGES_BOUNDS)
+    fit_max_per_class: int | None = _within(FIT_MAX_PER_CLASS_BOUNDS)
+    reg_param: float | None = _within(REG_PARAM_BOUNDS)
+    max_iter: int | None = _within(MAX_ITER_BOUNDS)
     self_test: bool | None = None
 
     @model_validator(mode="after")
@@ -147,6 +157,7 @@ class RunSpec(BaseModel):
     options: RunOptions = RunOptions()
     trigger: Literal["api", "drop"]
     requested_by: str = ""
+    input_size: InputSize | None = None  # None: not counted; sized as the template says
 
     @field_validator("run_id", "dataset")
     @classmethod

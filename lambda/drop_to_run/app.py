@@ -3,9 +3,11 @@
 - ``on_uploads``: SQS batches of S3 "Object Created" events for inbox/ -> per-dataset debounce state; an
   ``inbox/<dataset>/_START`` marker starts the run at once.
 - ``on_tick``: EventBridge schedule (every minute) -> start the runs of datasets whose uploads have been quiet
-  for QUIET_SECONDS; retry or give up runs EMR did not accept.
+  for QUIET_SECONDS as far as the uploads queue has been read (drop_to_run/backlog.py); retry or give up runs
+  EMR did not accept.
 - ``on_run_ended``: EMR Serverless job run SUCCESS/FAILED/CANCELLED -> release the dataset and start its next
-  run if images arrived meanwhile. Should that event be lost, the reconciler (reconcile/app.py) does the same.
+  run if an ``_START`` marker waits (the sweep starts one for quiet uploads). Should that event be lost, the
+  reconciler (reconcile/app.py) does the same.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import DebounceSettings, JobSettings, StateSettings
 from common.launch import idempotent_launcher
 from common.models import TERMINAL_STATES, EmrJobRunStateChangeEvent
-from drop_to_run.debounce import Action, Upload
+from drop_to_run.backlog import UploadsBacklog
+from drop_to_run.debounce import UNMEASURED, Action, Upload
 from drop_to_run.events import Ignored, UploadsQueueRecord, uploads_in
 from drop_to_run.service import DropToRun
 from drop_to_run.store import DatasetStore
@@ -42,6 +46,7 @@ DEBOUNCE = DebounceSettings.from_env()
 emr = boto3.client("emr-serverless")
 sns = boto3.client("sns")
 table = boto3.resource("dynamodb").Table(STATE.table_name)
+backlog = UploadsBacklog(table, boto3.client("sqs"), DEBOUNCE.uploads_queue_url)
 
 start_run_once, idempotency_config = idempotent_launcher(
     job=JOB, state=STATE, emr=emr, table=table, metrics=metrics
@@ -64,6 +69,7 @@ service = DropToRun(
     settings=JOB,
     quiet_seconds=DEBOUNCE.quiet_seconds,
     emr=emr,
+    s3=boto3.client("s3"),
     launch=start_run_once,
     publish=publish,
 )
@@ -77,8 +83,11 @@ def on_uploads(event: dict[str, Any], context: LambdaContext) -> PartialItemFail
     publish_config.register_lambda_context(context)
     with uploads_processor(records=event["Records"], handler=uploads_of):
         parsed = [result for status, result, _ in uploads_processor.process() if status == "success"]
-        for record, error in record_per_dataset(parsed):
+        failures = record_per_dataset(parsed)
+        for record, error in failures:
             uploads_processor.failure_handler(record, error)
+    failed = {record.messageId for record, _ in failures}
+    record_watermark([record for record, _ in parsed if record.messageId not in failed])
     return uploads_processor.response()
 
 
@@ -117,12 +126,23 @@ def record_per_dataset(
     return list(failed.values())
 
 
+def record_watermark(recorded: list[UploadsQueueRecord]) -> None:
+    """After the batch's datasets: the newest message whose uploads are recorded. Should the write fail,
+    the sweep takes the backlog for older until a later batch moves the watermark: never the wrong way."""
+    if not recorded:
+        return
+    try:
+        backlog.recorded(max(record.attributes.SentTimestamp for record in recorded).timestamp())
+    except (BotoCoreError, ClientError):
+        logger.exception("could not move the uploads watermark")
+
+
 def record_dataset_uploads(dataset: str, uploads: list[Upload]) -> None:
     state = service.record(dataset, uploads)
     metrics.add_metric(name="UploadEventsRecorded", unit=MetricUnit.Count, value=len(uploads))
     if state.start_requested:
         # every object in this batch exists already, so the run claimed now covers all of them
-        outcome = service.start_if_due(dataset, now=max(u.time for u in uploads))
+        outcome = service.start_if_due(dataset, now=max(u.time for u in uploads), backlog_seconds=UNMEASURED)
         if outcome.run_id:
             logger.info("start marker", extra={"dataset": dataset, "run_id": outcome.run_id})
 
@@ -137,9 +157,11 @@ def on_tick(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = tick.time.timestamp()  # the schedule's time: decisions follow the event stream, not the clock
     started: list[str] = []
     errors: list[str] = []
-    for dataset in service.store.due(now):
+    due = list(service.store.due(now))
+    backlog_seconds = uploads_backlog(now) if due else UNMEASURED
+    for dataset in due:
         try:
-            outcome = service.start_if_due(dataset, now)
+            outcome = service.start_if_due(dataset, now, backlog_seconds)
         except Exception:
             logger.exception("sweep failed for dataset", extra={"dataset": dataset})
             errors.append(dataset)
@@ -149,6 +171,20 @@ def on_tick(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if errors:
         metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=len(errors))
     return {"started": started, "errors": errors}
+
+
+def uploads_backlog(now: float) -> float:
+    """The uploads queue's backlog at ``now``. One that cannot be read starts no run for quiet uploads
+    (counted in SweepErrors, which is alarmed); markers, relaunches and notices go on."""
+    try:
+        seconds = backlog.age(now)
+    except (BotoCoreError, ClientError):
+        logger.exception("could not read the uploads backlog: no run starts for quiet uploads this tick")
+        metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=1)
+        return UNMEASURED
+    if seconds:
+        logger.info("uploads queue has a backlog", extra={"backlog_seconds": seconds})
+    return seconds
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.jobRunId")

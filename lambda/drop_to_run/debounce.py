@@ -12,10 +12,15 @@ The rule that makes drops exact:
   been quiet for ``quiet_seconds`` (or at once after an ``_START`` marker), and never while the dataset has a
   run in progress. So one upload of 10,000 images starts one run, and images arriving during a run start the
   next one after it.
+* Quiet is judged only as far as the events have been read: with upload events still in the queue since
+  ``backlog_seconds`` ago, a dataset is quiet when its newest recorded event is ``quiet_seconds`` older than
+  ``now - backlog_seconds``. A backlog thus never passes for quiet; an ``_START`` marker does not wait for it
+  (the images uploaded before the marker are in S3, so the claim covers them whatever their events do).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -24,6 +29,7 @@ LAUNCH_GRACE_SECONDS = 120  # a claimed run not confirmed launched after this is
 # its state; the dataset waits that long again for the answer.
 LEASE_MARGIN_SECONDS = 1800
 MAX_LAUNCH_ATTEMPTS = 3
+UNMEASURED = math.inf  # the backlog of a caller that does not read the queue: only an _START marker claims
 
 
 class Phase(StrEnum):
@@ -92,8 +98,9 @@ def record_uploads(state: DatasetState, uploads: list[Upload]) -> DatasetState:
     )
 
 
-def decide(state: DatasetState, now: float, quiet_seconds: int) -> Action:
-    """What the dataset needs at ``now``."""
+def decide(state: DatasetState, now: float, quiet_seconds: int, backlog_seconds: float) -> Action:
+    """What the dataset needs at ``now``, when every upload event older than ``backlog_seconds`` has been
+    recorded (0: the uploads queue is empty)."""
     if state.phase is Phase.STARTING:
         assert state.claimed_at is not None
         if now < state.claimed_at + LAUNCH_GRACE_SECONDS:
@@ -106,7 +113,8 @@ def decide(state: DatasetState, now: float, quiet_seconds: int) -> Action:
     if state.start_requested:
         return Action.CLAIM
     assert state.last_event_at is not None
-    return Action.CLAIM if now >= state.last_event_at + quiet_seconds else Action.WAIT
+    recorded_until = now - backlog_seconds
+    return Action.CLAIM if recorded_until >= state.last_event_at + quiet_seconds else Action.WAIT
 
 
 def lease_expired(state: DatasetState, now: float) -> bool:

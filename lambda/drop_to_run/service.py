@@ -9,10 +9,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from common import records, tracking
 from common.config import JobSettings
-from common.errors import RunStartError
+from common.errors import PermissionMissingError, RunStartError
+from common.outputs import count_objects
+from common.plan import InputSize
 from common.runs import INBOX_PREFIX, RunSpec, make_run_id, output_uri
 from drop_to_run import debounce
 from drop_to_run.debounce import Action, DatasetState, Phase, Upload
@@ -20,6 +23,9 @@ from drop_to_run.store import DatasetStore
 from notify.messages import Notice, start_failed_notice
 
 logger = Logger(child=True)
+# A start counts its dataset's objects for at most this long (1,000 keys a request: some 10^5 objects);
+# a larger dataset is sized as the largest run the limits allow (common/plan.py).
+COUNT_BUDGET_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class DropToRun:
     settings: JobSettings
     quiet_seconds: int
     emr: Any
+    s3: Any
     launch: Callable[[RunSpec], dict[str, str]]  # idempotent EMR start (key: run_id)
     publish: Callable[[Notice], Any]  # idempotent (key: notice.key), to the run-reports topic
 
@@ -47,9 +54,10 @@ class DropToRun:
         _, after = self.store.mutate(dataset, lambda state: debounce.record_uploads(state, uploads))
         return after
 
-    def start_if_due(self, dataset: str, now: float) -> StartOutcome:
-        """Claim and start a run if the dataset is due at ``now``; relaunch or give up a stuck claim; hand a
-        run whose lease expired to the reconciler; publish a "could not start" notice still due."""
+    def start_if_due(self, dataset: str, now: float, backlog_seconds: float) -> StartOutcome:
+        """Claim and start a run if the dataset is due at ``now`` with the uploads queue's backlog (seconds);
+        relaunch or give up a stuck claim; hand a run whose lease expired to the reconciler; publish a "could
+        not start" notice still due."""
         chosen: list[Action] = []
         reconciled: dict[str, bool] = {}  # run id -> still on record; asked once, however often change runs
 
@@ -66,7 +74,7 @@ class DropToRun:
                 if reconciled[run_id]:
                     return debounce.extend_lease(state, now)
                 state = debounce.expire_lease(state)
-            action = debounce.decide(state, now, self.quiet_seconds)
+            action = debounce.decide(state, now, self.quiet_seconds, backlog_seconds)
             chosen.append(action)
             if action is Action.CLAIM:
                 return debounce.claim(state, now, make_run_id(dataset, _utc(now), salt=str(state.version)))
@@ -88,6 +96,18 @@ class DropToRun:
             self._send_start_failed(after)
         return outcome
 
+    def _input_size(self, dataset: str) -> InputSize | None:
+        """The dataset's objects, counted within COUNT_BUDGET_SECONDS, which size the start request (None:
+        not counted, sized as the template says; the run starts all the same)."""
+        prefix = f"{INBOX_PREFIX}{dataset}/"
+        try:
+            return count_objects(
+                self.s3, self.settings.data_bucket, prefix, budget_seconds=COUNT_BUDGET_SECONDS
+            )
+        except (PermissionMissingError, ClientError, BotoCoreError):
+            logger.exception("could not count the dataset's objects", extra={"dataset": dataset})
+            return None
+
     def _launch(self, state: DatasetState, now: float, action: Action) -> StartOutcome:
         assert state.run_id is not None
         run_id = state.run_id
@@ -97,6 +117,7 @@ class DropToRun:
             input_uri=f"s3://{self.settings.data_bucket}/{INBOX_PREFIX}{state.dataset}/",
             output_uri=output_uri(self.settings.data_bucket, state.dataset),
             trigger="drop",
+            input_size=self._input_size(state.dataset),
         )
         try:
             result = self.launch(spec)
@@ -133,7 +154,8 @@ class DropToRun:
         self.store.mutate(state.dataset, lambda s: debounce.notice_sent(s, run_id))
 
     def run_ended(self, job_run_id: str, outcome: str, now: float) -> StartOutcome | None:
-        """Release the dataset of a finished drop run, then start its next run if uploads are waiting."""
+        """Release the dataset of a finished drop run, then start its next run if an ``_START`` marker waits
+        (the queue's backlog is the sweep's to read: it starts the next run for quiet uploads)."""
         run = tracking.run_of_job_run(
             job_run_id, emr=self.emr, table=self.table, application_id=self.settings.application_id
         )
@@ -143,7 +165,7 @@ class DropToRun:
         run_id, dataset = str(run["run_id"]), str(run["dataset"])
         self.store.mutate(dataset, lambda state: debounce.ended(state, run_id, outcome))
         records.mark_run(self.table, run_id, records.RELEASED)
-        return self.start_if_due(dataset, now)
+        return self.start_if_due(dataset, now, debounce.UNMEASURED)
 
 
 def _utc(epoch: float) -> datetime:

@@ -93,7 +93,8 @@ def success_notice(
         f"Images rejected:    {count('images_rejected')}"
         + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
         f"Classes:            {count('classes')}"
-        f" (train {count('train_images')}, test {count('test_images')})",
+        f" (train {count('train_images')}, test {count('test_images')};"
+        f" fitted on {count('images_fitted')})",
         f"Accuracy:           {_percent(accuracy)}"
         + (f"  (weighted F1 {float(weighted_f1):.3f})" if isinstance(weighted_f1, int | float) else ""),
         f"Duration:           {_duration(duration)}",

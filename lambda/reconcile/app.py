@@ -48,6 +48,7 @@ drop = DropToRun(
     settings=JOB,
     quiet_seconds=DEBOUNCE.quiet_seconds,
     emr=emr,
+    s3=s3,
     launch=start_run_once,
     publish=publish,
 )

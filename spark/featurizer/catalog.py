@@ -13,11 +13,11 @@ from pyspark.sql import functions as F
 
 from featurizer import storage
 from featurizer.listing import path_root
+from featurizer.stratified import draw
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 FRUITS_SPLITS = {"Training": "train", "Test": "test"}
 ID_HEX_DIGITS = 20  # 80 bits of sha256: collisions stay improbable far beyond 100 million images
-_HASH_SPAN = float(1 << 53)
 
 
 @dataclass(frozen=True)
@@ -73,18 +73,13 @@ def with_identity(files: DataFrame, layout: Layout) -> DataFrame:
     )
 
 
-def _hash01(seed: int) -> Column:
-    """A number in [0, 1) fixed by the image id and the seed: the same image lands in the same split."""
-    return F.pmod(F.xxhash64(F.lit(seed), F.col("image_id")), F.lit(1 << 53)) / _HASH_SPAN
-
-
 def stratified_split(images: DataFrame, test_fraction: float, seed: int) -> DataFrame:
     """Hold out about `test_fraction` of each class (at least one image of any class of two or more).
 
     Each class gets a threshold on a seeded hash of the image id, computed over the small listing and
     broadcast; rows are never shuffled or ranked, so this costs one pass over file names.
     """
-    keyed = images.withColumn("_u", _hash01(seed))
+    keyed = images.withColumn("_u", draw("image_id", seed))  # the same image lands in the same split
     thresholds = (
         keyed.where(F.col("label").isNotNull())
         .groupBy("label")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": "featurize a folder of images on local Spark (see `featurizer run --help`)",
         "sample": "draw sample images (see `featurizer sample --help`)",
         "scale": "time and EMR Serverless cost of larger runs (see `featurizer scale --help`)",
+        "plan": "EMR Serverless workers, hours and dollars of a run of N images (`featurizer plan --help`)",
     }
     if not args or args[0] not in commands:
         usage = "\n".join(f"  {name:8} {text}" for name, text in commands.items())
@@ -47,10 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args and args[0] in ("-h", "--help") else 2
     if args[0] == "sample":
         return _sample(args[1:])
-    if args[0] == "scale":
-        from featurizer.scale import main as scale
+    if args[0] in ("scale", "plan"):
+        from featurizer.checkout import ControlPlaneMissing
 
-        return scale(args[1:])
+        try:
+            command = importlib.import_module(f"featurizer.{args[0]}")
+        except ControlPlaneMissing as error:
+            print(f"featurizer {args[0]}: {error}", file=sys.stderr)
+            return 2
+        return int(command.main(args[1:]))
     from featurizer.job import main as run_job
 
     return run_job(args[1:], local=True, prog="featurizer run")

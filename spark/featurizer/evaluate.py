@@ -1,5 +1,5 @@
 """Evaluate: accuracy, weighted F1, per-class precision/recall and the confusion matrix on the test split,
-and the accuracy on the training split.
+and the accuracy on the training split (all of it, not only the images the model was fitted on).
 
 One Spark aggregation counts (split, true class, predicted class) over every labelled image: the split
 sizes, the training accuracy and the test split's confusion matrix all follow from it, and every test
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from featurizer.model import LABEL_INDEX, NotEnoughData, class_labels, explained_variance
+from featurizer.model import PREDICTED_LABEL, NotEnoughData, class_labels, explained_variance
 
 
 @dataclass(frozen=True)
@@ -30,21 +31,24 @@ class SplitCounts:
         return int(self.matrix.sum()) + self.unseen
 
 
-def prediction_counts(predictions: DataFrame, classes: int) -> dict[str, SplitCounts]:
-    """Each split's counts, in one aggregation.
+def prediction_counts(predictions: DataFrame, labels: list[str]) -> dict[str, SplitCounts]:
+    """Each split's counts, in one aggregation of the labelled rows of `pca/` (split, label,
+    predicted_label): a handful of small columns, read without the features.
 
     Rows are the classes in the model's label order; a test image whose class never appears in training
-    gets index `classes` ("keep") and is counted apart.
+    is counted apart.
     """
+    index = {label: i for i, label in enumerate(labels)}
     matrices: dict[str, np.ndarray] = {}
     unseen: dict[str, int] = {}
-    for row in predictions.groupBy("split", LABEL_INDEX, "prediction").count().collect():
+    labelled = predictions.where(F.col("label").isNotNull())
+    for row in labelled.groupBy("split", "label", PREDICTED_LABEL).count().collect():
         split = row["split"]
-        matrix = matrices.setdefault(split, np.zeros((classes, classes), dtype=np.int64))
-        if int(row[LABEL_INDEX]) >= classes:
-            unseen[split] = unseen.get(split, 0) + row["count"]
+        matrix = matrices.setdefault(split, np.zeros((len(labels), len(labels)), dtype=np.int64))
+        if row["label"] in index:
+            matrix[index[row["label"]], index[row[PREDICTED_LABEL]]] += row["count"]
         else:
-            matrix[int(row[LABEL_INDEX]), int(row["prediction"])] += row["count"]
+            unseen[split] = unseen.get(split, 0) + row["count"]
     return {split: SplitCounts(matrix, unseen.get(split, 0)) for split, matrix in matrices.items()}
 
 
@@ -99,10 +103,12 @@ def pca_summary(model: PipelineModel) -> dict[str, Any]:
     return {"k": len(variance), "explained_variance": variance, "cumulative": np.cumsum(variance).tolist()}
 
 
-def evaluate(model: PipelineModel, labelled: DataFrame) -> dict[str, Any]:
-    """Metrics of the fitted model on every labelled row (with `as_model_input` applied), by split."""
+def evaluate(model: PipelineModel, scored: DataFrame, images_fitted: int) -> dict[str, Any]:
+    """Metrics of the fitted model from every image's prediction (`scored`: the written `pca/`), and how
+    many training images it was fitted on."""
     labels = class_labels(model)
     return {
-        **split_metrics(prediction_counts(model.transform(labelled), len(labels)), labels),
+        **split_metrics(prediction_counts(scored, labels), labels),
+        "images_fitted": images_fitted,
         "pca": pca_summary(model),
     }

@@ -12,6 +12,7 @@ and locally with `featurizer run` (same options), which starts Spark in local mo
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -21,7 +22,7 @@ from functools import cached_property, partial
 from typing import Any
 
 from py4j.protocol import Py4JError
-from pyspark import Accumulator, inheritable_thread_target
+from pyspark import Accumulator, StorageLevel, inheritable_thread_target
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -37,17 +38,19 @@ from featurizer.listing import list_input
 from featurizer.manifest import COMPLETED_FLAG, completion_record, manifest, summary_line, verified_counts
 from featurizer.model import as_features, as_model_input, choose_k, fit
 from featurizer.options import JobOptions, parse_options
-from featurizer.outputs import pca_projection, read_parquet, write_parquet, write_single_csv
+from featurizer.outputs import read_parquet, scored, write_parquet, write_single_csv
 from featurizer.partitioning import arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.progress import Progress
 from featurizer.report import write_report
 from featurizer.selftest import AccessCheck, AccessCheckFailed, access_checks, worker_environments
 from featurizer.selftest import report as self_test_report
 from featurizer.session import S3ConnectorMissing, local_session, require_s3a, submitted_session
+from featurizer.stratified import class_counts, proportional_quotas, stratified_sample
 from featurizer.timings import StageTimer
 from featurizer.weights import WeightsUnavailable
 
 log = logging.getLogger("featurizer")
+FIT_ROWS_PER_PARTITION = 4096  # 40 MB of Spark ML's doubles at 1280 features
 
 
 class InputError(ValueError):
@@ -89,7 +92,7 @@ def prepare(options: JobOptions) -> Prepared:
 
 
 @dataclass
-class _Run:
+class Run:
     """One run as it goes: its settings, clock, progress and counters, and whether its folder has been
     replaced yet."""
 
@@ -152,33 +155,21 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
     raises InputError and leaves an earlier run of that id as it was. After that, the run id's folder is
     replaced, and any failure leaves `_FAILED.json` beside whatever was written so far.
     """
-    run = _Run(spark, prepared, progress)
+    run = Run(spark, prepared, progress)
     options = run.options
     try:
         slots = task_slots(spark)
-        with ExitStack() as listing_cached:
+        with ExitStack() as listing_kept:
             with run.stage("read"):
-                # Listed once, by the executors, and cached there for the counts, the split and featurize.
-                listed = listing_cached.enter_context(_cached(list_input(spark, options.input, slots)))
-                listing, images = _read(listed, options)
+                listing, images = listing_kept.enter_context(read_input(spark, options, slots))
             run.replace_outputs()
             with run.stage("featurize", total=listing.images_found):
                 staged = _decode_and_featurize(run, images, listing.images_found, slots)
         try:
-            with _cached(_vectors(staged)) as vectors:
-                with run.stage("persist"):
-                    rejected_rows = _persist(run, staged, vectors)
-                with ThreadPoolExecutor(1, thread_name_prefix="model-writer") as writer:
-                    with run.stage("fit"):
-                        k, model = _fit(vectors, options)
-                        saved = _save_in_background(writer, model, run.uri("model"))
-                    with run.stage("evaluate"):
-                        metrics = evaluate(model, _labelled(vectors))
-                    with run.stage("write"):
-                        described = _write(run, model, vectors, k, metrics, listing, rejected_rows, saved)
+            metrics, described = after_featurization(run, staged, listing)
         finally:
             storage.delete_tree(run.staging)
-        return _flag(run, metrics, described)
+        return flag(run, metrics, described)
     except InputError:
         raise
     except Exception as error:
@@ -187,6 +178,38 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
         raise RunFailed(
             f"run {options.run_id} failed in stage {failure['stage']}: {failure['message']}"
         ) from error
+
+
+def after_featurization(
+    run: Run, staged: DataFrame, listing: CatalogSummary
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """persist -> fit -> evaluate -> write, from the featurized images as staged; (metrics, manifest).
+    bench/growth.py runs these stages alone, on features made up for its sizes."""
+    options = run.options
+    vectors = _vectors(staged)
+    with run.stage("persist"):
+        rejected_rows = _persist(run, staged, vectors)
+    with ThreadPoolExecutor(1, thread_name_prefix="model-writer") as writer:
+        with run.stage("fit"):
+            k, model, fitted = _fit(staged, options)
+            saved = _save_in_background(writer, model, run.uri("model"))
+        with run.stage("evaluate"):
+            scores = _score(run, model, vectors, k)
+            metrics = evaluate(model, scores, fitted)
+        with run.stage("write"):
+            described = _write(run, vectors, scores, metrics, listing, rejected_rows, saved)
+    return metrics, described
+
+
+@contextmanager
+def read_input(
+    spark: SparkSession, options: JobOptions, slots: int
+) -> Iterator[tuple[CatalogSummary, DataFrame]]:
+    """The read stage: the listing's counts and its images, listed once by the executors and kept on
+    their disks (a path and a size per file, out of the memory the fit's sample needs) for the counts,
+    the split and featurize, until the block ends."""
+    with _cached(list_input(spark, options.input, slots), StorageLevel.DISK_ONLY) as listed:
+        yield _read(listed, options)
 
 
 def _read(listed: DataFrame, options: JobOptions) -> tuple[CatalogSummary, DataFrame]:
@@ -201,7 +224,7 @@ def _read(listed: DataFrame, options: JobOptions) -> tuple[CatalogSummary, DataF
     return listing, images
 
 
-def _decode_and_featurize(run: _Run, images: DataFrame, count: int, slots: int) -> DataFrame:
+def _decode_and_featurize(run: Run, images: DataFrame, count: int, slots: int) -> DataFrame:
     """Every image read, decoded and inferred in one pass in the Python workers, to the staging Parquet;
     returns it as read back. Images are dealt into tasks by id: should a lost block of the listing be
     listed again, every image still goes to the task it went to before."""
@@ -226,49 +249,63 @@ def _decode_and_featurize(run: _Run, images: DataFrame, count: int, slots: int) 
     return read_parquet(spark, run.staging, featurized.schema)
 
 
+def _featurized(staged: DataFrame) -> DataFrame:
+    """The images featurized without error, their features as the model gave them (array<float>)."""
+    return staged.where(F.col("error").isNull()).drop("error")
+
+
 def _vectors(staged: DataFrame) -> DataFrame:
-    """The featurized images as Spark ML's vectors, what fit, evaluate and the projection read. Cached
-    (memory, spilling to disk) while persist writes them; a lost block is recomputed from the staging
-    Parquet, kept until the cache is released."""
-    return as_model_input(staged.where(F.col("error").isNull()).drop("error")).drop("features")
+    """The featurized images as Spark ML's vectors, what persist and evaluate read, each in one
+    streaming pass over the staging Parquet: nothing in proportion to the input is cached."""
+    return as_model_input(_featurized(staged)).drop("features")
 
 
-def _labelled(vectors: DataFrame) -> DataFrame:
-    return vectors.where(F.col("label").isNotNull())
-
-
-def _persist(run: _Run, staged: DataFrame, vectors: DataFrame) -> int:
+def _persist(run: Run, staged: DataFrame, vectors: DataFrame) -> int:
     """features/ (the model's output, bit for bit) and rejected.csv; returns the rejected count."""
     write_parquet(as_features(vectors), run.uri("features"))
     rejected = staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason"))
     return write_single_csv(rejected, run.uri("rejected.csv"), order_by="path")
 
 
-def _fit(vectors: DataFrame, options: JobOptions) -> tuple[int, PipelineModel]:
-    """The number of components and the pipeline, fitted on the labelled training images."""
-    train = _labelled(vectors).where(F.col("split") == "train")
-    k = choose_k(train, options.pca_variance) if options.pca_variance else options.pca_k
-    return k, fit(train, k, options.classify_on)
+def _fit(staged: DataFrame, options: JobOptions) -> tuple[int, PipelineModel, int]:
+    """The number of components, the pipeline, and the images it was fitted on: a stratified sample of
+    the labelled training images of at most `--fit-max-images` (and `--fit-max-per-class`), cached while
+    the pipeline's stages pass over it. The sample is drawn and cached as the model's floats, half the
+    size of the doubles of Spark ML's vectors, which each pass makes from them."""
+    train = _featurized(staged).where(F.col("label").isNotNull() & (F.col("split") == "train"))
+    counts = class_counts(train.select("label"), "label")
+    quotas = proportional_quotas(counts, options.fit_max_images, options.fit_max_per_class)
+    sample = stratified_sample(train, "label", "image_id", quotas, counts, options.seed)
+    # Ranked by class, the sample would sit in a few partitions as large as its classes: dealt into
+    # partitions of FIT_ROWS_PER_PARTITION, each task (and the copies LogisticRegression keeps) is small.
+    parts = max(task_slots(staged.sparkSession), math.ceil(sum(quotas.values()) / FIT_ROWS_PER_PARTITION))
+    with _cached(sample.repartition(parts)) as kept:
+        fitted = as_model_input(kept).drop("features")
+        k = choose_k(fitted, options.pca_variance) if options.pca_variance else options.pca_k
+        model = fit(fitted, k, options.classify_on, options.reg_param, options.max_iter)
+        return k, model, kept.count()
+
+
+def _score(run: Run, model: PipelineModel, vectors: DataFrame, k: int) -> DataFrame:
+    """pca/: every image predicted and projected in one pass; returns it as read back."""
+    projected = scored(model, vectors, k)
+    write_parquet(projected, run.uri("pca"))
+    return read_parquet(run.spark, run.uri("pca"), projected.schema)
 
 
 def _write(
-    run: _Run,
-    model: PipelineModel,
+    run: Run,
     vectors: DataFrame,
-    k: int,
+    scores: DataFrame,
     metrics: dict[str, Any],
     listing: CatalogSummary,
     rejected_rows: int,
     saved: Future[Any],
 ) -> dict[str, Any]:
-    """pca/, pca.csv, metrics.json, the saved model, and manifest.json with the counts read back from
-    all of them; returns the manifest."""
+    """pca.csv, metrics.json, the saved model, and manifest.json with the counts read back from all of
+    them; returns the manifest."""
     spark = run.spark
-    projected = pca_projection(model, vectors, k)
-    write_parquet(projected, run.uri("pca"))
-    pca_rows = write_single_csv(
-        read_parquet(spark, run.uri("pca"), projected.schema), run.uri("pca.csv"), order_by="image_id"
-    )
+    pca_rows = write_single_csv(scores, run.uri("pca.csv"), order_by="image_id")
     storage.write_json(run.uri("metrics.json"), metrics)
     saved.result()
     checked = None
@@ -280,7 +317,7 @@ def _write(
         listing,
         metrics,
         run.images_through_model.value,
-        parquet={"features": as_features(vectors).schema, "pca": projected.schema},
+        parquet={"features": as_features(vectors).schema, "pca": scores.schema},
         csv_rows={"pca_csv": pca_rows, "rejected_csv": rejected_rows},
     )
     described = manifest(
@@ -290,7 +327,7 @@ def _write(
     return described
 
 
-def _flag(run: _Run, metrics: dict[str, Any], described: dict[str, Any]) -> dict[str, Any]:
+def flag(run: Run, metrics: dict[str, Any], described: dict[str, Any]) -> dict[str, Any]:
     """timings.json, the report that shows it, then `_COMPLETED.json`, last of all; returns the flag."""
     timings = run.timer.as_dict()
     storage.write_json(run.uri("timings.json"), timings)
@@ -318,10 +355,13 @@ def _log_failure(message: str, future: Future[Any]) -> None:
 
 
 @contextmanager
-def _cached(frame: DataFrame) -> Iterator[DataFrame]:
-    """`frame`, cached by Spark for as long as the block runs, released whatever happens."""
+def _cached(
+    frame: DataFrame, level: StorageLevel = StorageLevel.MEMORY_AND_DISK_DESER
+) -> Iterator[DataFrame]:
+    """`frame`, cached by Spark (by default as `cache()` does) for as long as the block runs, released
+    whatever happens."""
     try:
-        yield frame.cache()
+        yield frame.persist(level)
     finally:
         try:
             frame.unpersist()

@@ -69,6 +69,7 @@ def verified_counts(
         "images_unlabelled": listing.images_unlabelled,
         "images_through_model": through_model,
         "train_images": metrics["train_images"],
+        "images_fitted": metrics["images_fitted"],
         "test_images": metrics["test_images"],
         "classes": len(metrics["per_class"]),
         "rows": rows,

@@ -23,7 +23,7 @@ from featurizer.options import FEATURE_COUNT
 from featurizer.pca import CovariancePCA
 
 # Positions of the fitted stages in the PipelineModel `fit` returns.
-INDEXER_STAGE, SCALER_STAGE, PCA_STAGE = 0, 1, 2
+INDEXER_STAGE, PCA_STAGE = 0, 2
 FEATURES_VECTOR = "features_vector"
 LABEL_INDEX = "label_index"
 SCALED = "scaled"
@@ -75,8 +75,10 @@ def index_labels(train: DataFrame) -> StringIndexerModel:
     return indexer
 
 
-def fit(train: DataFrame, k: int, classify_on: Literal["scaled", "pca"]) -> PipelineModel:
-    """Fit on labelled training rows (with `as_model_input` applied)."""
+def fit(
+    train: DataFrame, k: int, classify_on: Literal["scaled", "pca"], reg_param: float, max_iter: int
+) -> PipelineModel:
+    """Fit on labelled training rows (with `as_model_input` applied): the job's bounded sample of them."""
     indexer = index_labels(train)
     stages = [
         indexer,
@@ -85,8 +87,12 @@ def fit(train: DataFrame, k: int, classify_on: Literal["scaled", "pca"]) -> Pipe
         LogisticRegression(
             featuresCol=SCALED if classify_on == "scaled" else PCA_COLUMN,
             labelCol=LABEL_INDEX,
-            # Scaled features are standardized already; without regularization (Spark's default) LR's
-            # own standardization changes only the optimizer's path, at the cost of a pass per iteration.
+            regParam=reg_param,
+            elasticNetParam=0.0,
+            maxIter=max_iter,
+            # Scaled features have unit variance already, so LR's own standardization would change
+            # neither the penalty nor the optimum, only add work; PCA components need it for the penalty
+            # to weigh them alike.
             standardization=classify_on != "scaled",
         ),
         IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=indexer.labels),
@@ -100,8 +106,3 @@ def class_labels(model: PipelineModel) -> list[str]:
 
 def explained_variance(model: PipelineModel) -> list[float]:
     return [float(x) for x in model.stages[PCA_STAGE].explainedVariance.toArray()]
-
-
-def projection(model: PipelineModel) -> PipelineModel:
-    """The fitted StandardScaler and PCA alone: projects any image, labelled or not."""
-    return PipelineModel(stages=model.stages[SCALER_STAGE : PCA_STAGE + 1])

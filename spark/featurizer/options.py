@@ -25,11 +25,22 @@ SEED_BOUNDS = (0, 2**31 - 1)
 BATCH_SIZE_BOUNDS = (1, 256)
 MAX_IMAGE_BYTES_BOUNDS = (1, 2**30)
 MAX_IMAGE_PIXELS_BOUNDS = (1, 2**30)
+FIT_MAX_IMAGES_BOUNDS = (10, 10**9)
+FIT_MAX_PER_CLASS_BOUNDS = (1, 10**9)
+REG_PARAM_BOUNDS = (0.0, 1000.0)
+MAX_ITER_BOUNDS = (1, 1000)
 # Per-image limits against hostile input (an outsize object, a decompression bomb): beyond them an image is
 # rejected, never read or decoded. 32 MiB is above any camera JPEG; 50 megapixels passes an 8K frame and a
 # 50 MP photo, and its 8-bit RGB decode takes 300 MB.
 MAX_IMAGE_BYTES = 32 * 2**20
 MAX_IMAGE_PIXELS = 50_000_000
+# The fit's bounded cost (docs/performance.md, "Fit at bounded cost"): the pipeline is fitted on at most
+# this stratified sample of the training split, whatever the input's size; every image is still scored.
+FIT_MAX_IMAGES = 200_000
+FIT_MAX_PER_CLASS = 50_000
+# LogisticRegression's L2 regularization and L-BFGS iterations, chosen by the sweep there.
+REG_PARAM = 0.01
+MAX_ITER = 50
 
 _N = TypeVar("_N", int, float)
 
@@ -50,6 +61,10 @@ class JobOptions:
     batch_size: int = 16
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    fit_max_images: int = FIT_MAX_IMAGES
+    fit_max_per_class: int = FIT_MAX_PER_CLASS
+    reg_param: float = REG_PARAM
+    max_iter: int = MAX_ITER
     self_test: bool = False
 
     @property
@@ -193,6 +208,31 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         f"decoded (default {MAX_IMAGE_PIXELS})",
     )
     parser.add_argument(
+        "--fit-max-images",
+        type=_number(int, FIT_MAX_IMAGES_BOUNDS),
+        default=FIT_MAX_IMAGES,
+        help=f"fit on a stratified sample of at most this many training images; every image is still "
+        f"projected and predicted (default {FIT_MAX_IMAGES})",
+    )
+    parser.add_argument(
+        "--fit-max-per-class",
+        type=_number(int, FIT_MAX_PER_CLASS_BOUNDS),
+        default=FIT_MAX_PER_CLASS,
+        help=f"and at most this many of one class (default {FIT_MAX_PER_CLASS})",
+    )
+    parser.add_argument(
+        "--reg-param",
+        type=_number(float, REG_PARAM_BOUNDS),
+        default=REG_PARAM,
+        help=f"LogisticRegression's L2 regularization (default {REG_PARAM})",
+    )
+    parser.add_argument(
+        "--max-iter",
+        type=_number(int, MAX_ITER_BOUNDS),
+        default=MAX_ITER,
+        help=f"LogisticRegression's maximum L-BFGS iterations (default {MAX_ITER})",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help="also check what the job's role may and may not do on S3 and what the workers run, into "
@@ -225,5 +265,9 @@ def parse_options(
         batch_size=args.batch_size,
         max_image_bytes=args.max_image_bytes,
         max_image_pixels=args.max_image_pixels,
+        fit_max_images=args.fit_max_images,
+        fit_max_per_class=args.fit_max_per_class,
+        reg_param=args.reg_param,
+        max_iter=args.max_iter,
         self_test=args.self_test,
     )

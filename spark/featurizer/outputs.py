@@ -14,7 +14,7 @@ from pyspark.sql.types import ArrayType, DoubleType, FloatType, StringType, Stru
 
 from featurizer import storage
 from featurizer.concat import concat_folder
-from featurizer.model import PCA_COLUMN, projection
+from featurizer.model import PCA_COLUMN, PREDICTED_LABEL
 
 # RFC 4180 quoting, so labels and paths with commas, quotes or non-ASCII letters read back intact. The
 # line separator Spark writes is named so that the multi-line reader does not guess it: it would take
@@ -78,12 +78,17 @@ def csv_header(columns: Sequence[str]) -> bytes:
     return line.getvalue().encode("utf-8")
 
 
-def pca_projection(model: PipelineModel, vectors: DataFrame, k: int) -> DataFrame:
-    """image_id, label, split, pca_1..pca_k for every featurized image (labelled or not).
+def scored(model: PipelineModel, vectors: DataFrame, k: int) -> DataFrame:
+    """image_id, label, split, predicted_label, pca_1..pca_k for every featurized image (labelled or
+    not): the whole pipeline in one pass, what `pca/` holds and evaluate counts.
 
     `vectors` are rows with `as_model_input` applied.
     """
-    projected = projection(model).transform(vectors).withColumn("_pca", vector_to_array(F.col(PCA_COLUMN)))
-    return projected.select(
-        "image_id", "label", "split", *(F.col("_pca")[i].alias(f"pca_{i + 1}") for i in range(k))
+    transformed = model.transform(vectors).withColumn("_pca", vector_to_array(F.col(PCA_COLUMN)))
+    return transformed.select(
+        "image_id",
+        "label",
+        "split",
+        PREDICTED_LABEL,
+        *(F.col("_pca")[i].alias(f"pca_{i + 1}") for i in range(k)),
     )

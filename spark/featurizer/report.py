@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurizer import charts, storage
 from featurizer.charts import esc
 from featurizer.outputs import CSV_OPTIONS, read_parquet
+from featurizer.stratified import class_counts, stratified_sample
 
 REPORT_NAME = "report.html"
 MAX_POINTS = 3000
@@ -57,25 +58,20 @@ class ReportInputs:
 
 
 def pca_sample(pca: DataFrame, max_points: int = MAX_POINTS, seed: int = 42) -> list[Point]:
-    """(label, pca_1, pca_2) of a seeded sample of labelled images: at most max_points / classes per class.
-
-    A seeded Bernoulli sample of about twice the target is drawn per class, then cut to the exact cap per
-    class by rank: every class is kept, however the rows are ordered, and only the sample is ranked.
+    """(label, pca_1, pca_2) of a seeded sample of labelled images: at most max_points / classes per class,
+    drawn by `stratified_sample` (every class kept, however the rows are ordered; only the sample ranked).
     With a single component, pca_2 is 0: the images lie on a line.
     """
     labelled = pca.where(F.col("label").isNotNull())
-    counts = {row["label"]: row["count"] for row in labelled.groupBy("label").count().collect()}
+    counts = class_counts(labelled, "label")
     if not counts:
         return []
     per_class = max(1, max_points // len(counts))
-    fractions = {label: min(1.0, 2 * per_class / count) for label, count in counts.items()}
+    quotas = {label: min(count, per_class) for label, count in counts.items()}
     second = F.col("pca_2") if "pca_2" in pca.columns else F.lit(0.0)
-    rank = F.row_number().over(Window.partitionBy("label").orderBy(F.rand(seed)))
     rows = (
-        labelled.sampleBy("label", fractions, seed)
+        stratified_sample(labelled, "label", "image_id", quotas, counts, seed)
         .select("label", F.col("pca_1").alias("x"), second.alias("y"))
-        .withColumn("_rank", rank)
-        .where(F.col("_rank") <= per_class)
         .collect()
     )
     return [(row["label"], float(row["x"]), float(row["y"])) for row in rows]
@@ -154,6 +150,7 @@ def _summary(inputs: ReportInputs) -> str:
         ("images without a class", f"{counts['images_unlabelled']:,}"),
         ("classes", f"{counts['classes']:,}"),
         ("train / test images", f"{counts['train_images']:,} / {counts['test_images']:,}"),
+        ("training images fitted on", f"{counts['images_fitted']:,} (--fit-max-images)"),
         ("accuracy", f"{metrics['accuracy']:.4f}"),
         ("weighted F1", f"{metrics['weighted_f1']:.4f}"),
         ("accuracy on the training split", f"{metrics['train_accuracy']:.4f}"),

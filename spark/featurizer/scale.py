@@ -6,11 +6,9 @@ squares line fits time = start-up + per-image cost x images; it is extrapolated 
 Serverless, with the workers you price, for an estimate of EMR Serverless.
 
 The cost counts every worker (the driver and the executors) for the whole run, at the published
-EMR Serverless on-demand prices for x86 in US East (N. Virginia), https://aws.amazon.com/emr/pricing/ :
-$0.052624 per vCPU-hour and $0.0057785 per GB-hour of memory (ephemeral storage is free up to 20 GB a
-worker: the features' cache, about 10 kB an image spread over the executors and spilling from memory to
-disk, stays within it up to about 2 million images an executor). With dynamic allocation, executors that
-are not needed are released, so this is an upper bound for the given number of executors.
+EMR Serverless on-demand prices for x86 that the control plane's plan uses (lambda/common/plan.py), for
+memory and vCPUs (a worker's disk is free up to 20 GB). With dynamic allocation, executors that are not
+needed are released, so this is an upper bound for the given number of executors.
 """
 
 from __future__ import annotations
@@ -25,10 +23,10 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from featurizer import charts, storage
+from featurizer.plan import TEMPLATE_LIMITS, plan
 
-PRICING_PAGE = "https://aws.amazon.com/emr/pricing/"
-VCPU_HOUR_USD = 0.052624
-GB_HOUR_USD = 0.0057785
+X86_PRICES = plan.PRICES["x86_64"]
+TEMPLATE_WORKERS = TEMPLATE_LIMITS.workers
 TARGETS = (100_000, 1_000_000, 10_000_000)
 
 
@@ -55,14 +53,13 @@ class TimeFit:
 
 @dataclass(frozen=True)
 class Workers:
-    """Worker sizes and count. Defaults: template.yaml's ExecutorCores/ExecutorWorkerMemory (4 vCPU,
-    8 GB), DriverCores/DriverWorkerMemory (4 vCPU, 16 GB) and MaxExecutors (10)."""
+    """Worker sizes and count; by default template.yaml's, and MaxExecutors executors."""
 
-    executors: int = 10
-    executor_vcpu: int = 4
-    executor_memory_gb: float = 8
-    driver_vcpu: int = 4
-    driver_memory_gb: float = 16
+    executors: int = TEMPLATE_LIMITS.max_executors
+    executor_vcpu: int = TEMPLATE_WORKERS.executor_vcpu
+    executor_memory_gb: float = TEMPLATE_WORKERS.executor_memory_gb
+    driver_vcpu: int = TEMPLATE_WORKERS.driver_vcpu
+    driver_memory_gb: float = TEMPLATE_WORKERS.driver_memory_gb
 
     @property
     def vcpu(self) -> int:
@@ -140,7 +137,7 @@ def table(runs: Sequence[MeasuredRun], fit: TimeFit, rows: Sequence[Estimate], w
         ),
         f"cost: driver {workers.driver_vcpu} vCPU / {workers.driver_memory_gb:g} GB + {workers.executors} "
         f"executor(s) of {workers.executor_vcpu} vCPU / {workers.executor_memory_gb:g} GB, held for the "
-        f"whole run, at EMR Serverless prices ({PRICING_PAGE})",
+        f"whole run, at EMR Serverless prices ({plan.PRICING_PAGE})",
         "",
         f"  {'images':>12}  {'time':>14}  {'seconds':>12}  {'cost (USD)':>12}",
     ]
@@ -175,13 +172,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("runs", nargs="+", metavar="RUN_URI", help="a finished run folder (path or s3://)")
     parser.add_argument("--plot", help="write the plot (SVG) here: a path or s3:// URI")
-    parser.add_argument("--executors", type=int, default=defaults.executors, help="executor workers (10)")
-    parser.add_argument("--executor-vcpu", type=int, default=defaults.executor_vcpu, help="(4)")
-    parser.add_argument("--executor-memory-gb", type=float, default=defaults.executor_memory_gb, help="(8)")
-    parser.add_argument("--driver-vcpu", type=int, default=defaults.driver_vcpu, help="(4)")
-    parser.add_argument("--driver-memory-gb", type=float, default=defaults.driver_memory_gb, help="(16)")
-    parser.add_argument("--vcpu-hour-usd", type=float, default=VCPU_HOUR_USD, help=f"({VCPU_HOUR_USD})")
-    parser.add_argument("--gb-hour-usd", type=float, default=GB_HOUR_USD, help=f"({GB_HOUR_USD})")
+    parser.add_argument(
+        "--executors", type=int, default=defaults.executors, help="executor workers (%(default)s)"
+    )
+    parser.add_argument("--executor-vcpu", type=int, default=defaults.executor_vcpu, help="(%(default)s)")
+    parser.add_argument(
+        "--executor-memory-gb", type=float, default=defaults.executor_memory_gb, help="(%(default)s)"
+    )
+    parser.add_argument("--driver-vcpu", type=int, default=defaults.driver_vcpu, help="(%(default)s)")
+    parser.add_argument(
+        "--driver-memory-gb", type=float, default=defaults.driver_memory_gb, help="(%(default)s)"
+    )
+    vcpu_hour, gb_hour = X86_PRICES.vcpu_hour, X86_PRICES.gb_hour
+    parser.add_argument("--vcpu-hour-usd", type=float, default=vcpu_hour, help=f"({vcpu_hour})")
+    parser.add_argument("--gb-hour-usd", type=float, default=gb_hour, help=f"({gb_hour})")
     return parser
 
 

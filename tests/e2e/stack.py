@@ -95,15 +95,21 @@ class RunningStack:
         return found
 
 
-def start(state_dir: Path, weights: Path, *extra: str) -> RunningStack:
+def start(
+    state_dir: Path,
+    weights: Path,
+    *extra: str,
+    quiet_seconds: int = QUIET_SECONDS,
+    sweep_seconds: float = SWEEP_SECONDS,
+) -> RunningStack:
     ports = Ports(free_port(), free_port(), free_port())
     ready = state_dir.parent / f"{state_dir.name}-ready.json"
     log = state_dir.parent / f"{state_dir.name}.log"
     command = [
         sys.executable, "-m", "local", "stack",
         "--aws-port", str(ports.aws), "--emr-port", str(ports.emr), "--api-port", str(ports.api),
-        "--state-dir", str(state_dir), "--ready-file", str(ready), "--quiet-seconds", str(QUIET_SECONDS),
-        "--sweep-seconds", str(SWEEP_SECONDS), *extra,
+        "--state-dir", str(state_dir), "--ready-file", str(ready), "--quiet-seconds", str(quiet_seconds),
+        "--sweep-seconds", str(sweep_seconds), *extra,
     ]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -6,20 +6,23 @@ from pyspark.sql import SparkSession
 from featurizer.evaluate import SplitCounts, classification_metrics, prediction_counts, split_metrics
 from featurizer.model import NotEnoughData
 
-SCHEMA = "split string, label_index double, prediction double"
+SCHEMA = "split string, label string, predicted_label string"
 
 
 def test_metrics_match_spark_evaluator(spark: SparkSession) -> None:
     pairs = [(0.0, 0.0)] * 5 + [(0.0, 1.0)] * 2 + [(1.0, 1.0)] * 4 + [(2.0, 1.0), (2.0, 2.0), (1.0, 0.0)]
-    predictions = spark.createDataFrame([("test", *pair) for pair in pairs], SCHEMA)
+    indexed = spark.createDataFrame(
+        [("test", *pair) for pair in pairs], "split string, label_index double, prediction double"
+    )
+    predictions = spark.createDataFrame([("test", "abc"[int(t)], "abc"[int(p)]) for t, p in pairs], SCHEMA)
 
-    counts = prediction_counts(predictions, 3)
+    counts = prediction_counts(predictions, ["a", "b", "c"])
     metrics = classification_metrics(counts["test"].matrix, ["a", "b", "c"])
 
     def spark_metric(name: str, **extra: float) -> float:
         return MulticlassClassificationEvaluator(
             labelCol="label_index", predictionCol="prediction", metricName=name, **extra
-        ).evaluate(predictions)
+        ).evaluate(indexed)
 
     assert metrics["accuracy"] == pytest.approx(spark_metric("accuracy"))
     assert metrics["weighted_f1"] == pytest.approx(spark_metric("f1"))
@@ -35,11 +38,12 @@ def test_metrics_match_spark_evaluator(spark: SparkSession) -> None:
 
 
 def test_one_aggregation_gives_each_split_its_sizes_and_the_training_accuracy(spark: SparkSession) -> None:
-    rows = [("train", 0.0, 0.0)] * 6 + [("train", 1.0, 0.0)] + [("train", 1.0, 1.0)] * 3
-    rows += [("test", 0.0, 0.0), ("test", 1.0, 0.0), ("test", 2.0, 1.0), ("test", 2.0, 0.0)]  # 2: "keep"
+    rows = [("train", "x", "x")] * 6 + [("train", "y", "x")] + [("train", "y", "y")] * 3
+    rows += [("test", "x", "x"), ("test", "y", "x"), ("test", "z", "y"), ("test", "z", "x")]  # z: unseen
+    rows += [("train", None, "y"), ("test", None, "x")]  # unlabelled images are predicted, not counted
     predictions = spark.createDataFrame(rows, SCHEMA)
 
-    counts = prediction_counts(predictions, 2)
+    counts = prediction_counts(predictions, ["x", "y"])
     metrics = split_metrics(counts, ["x", "y"])
 
     assert (counts["test"].matrix.tolist(), counts["test"].unseen) == ([[1, 0], [1, 0]], 2)

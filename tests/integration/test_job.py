@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,11 @@ from featurizer import job
 from featurizer.failures import FAILED_FLAG
 from featurizer.job import RunFailed, execute, main, prepare
 from featurizer.manifest import COMPLETED_FLAG
-from featurizer.model import as_model_input
-from featurizer.options import WEIGHTS_ENV, JobOptions
+from featurizer.model import as_model_input, class_labels
+from featurizer.options import FIT_MAX_PER_CLASS, WEIGHTS_ENV, JobOptions
 from featurizer.progress import Progress
 from featurizer.samples import generate
+from featurizer.stratified import proportional_quotas
 from tests.conftest import WITH_TOP
 from tests.images import bad_files, png_bomb
 from tests.paths import ROOT
@@ -91,6 +93,7 @@ def test_manifest_counts_match_every_output(spark: SparkSession, onnx_run: Path)
     assert len(pd.read_csv(onnx_run / "pca.csv")) == featurized
     assert len(pd.read_csv(onnx_run / "rejected.csv")) == REJECTED
     assert counts["train_images"] + counts["test_images"] == featurized - 1
+    assert counts["images_fitted"] == counts["train_images"]  # under the cap: all of them
 
 
 def test_features_have_the_documented_schema(
@@ -116,7 +119,9 @@ def test_pca_csv_has_one_row_per_featurized_image(spark: SparkSession, onnx_run:
     csv = pd.read_csv(onnx_run / "pca.csv", keep_default_na=False)
     ids = {r["image_id"] for r in spark.read.parquet(str(onnx_run / "features")).select("image_id").collect()}
 
-    assert list(csv.columns) == ["image_id", "label", "split"] + [f"pca_{i}" for i in range(1, 11)]
+    assert list(csv.columns) == ["image_id", "label", "split", "predicted_label"] + [
+        f"pca_{i}" for i in range(1, 11)
+    ]
     assert set(csv["image_id"]) == ids and csv["image_id"].is_unique
     assert "Kiwi, golden" in set(csv["label"]) and "Pêche (jaune)" in set(csv["label"])
     assert csv[[f"pca_{i}" for i in range(1, 11)]].notna().all().all()
@@ -392,3 +397,24 @@ def test_an_outsize_file_and_a_decompression_bomb_are_rejected_by_the_options_ca
     }
     counts = read_json(tmp_path / "runs" / "r" / "manifest.json")["counts"]
     assert (counts["images_featurized"], counts["images_rejected"]) == (10, 2)
+
+
+def test_a_training_split_over_the_cap_is_fitted_on_a_stratified_sample_and_every_image_scored(
+    spark: SparkSession, weights: Path, tmp_path: Path
+) -> None:
+    generate(tmp_path / "in", per_class=12, seed=5, defects=False)
+    run(spark, tmp_path / "in", tmp_path / "runs", "capped", weights, fit_max_images=20)
+
+    output = tmp_path / "runs" / "capped"
+    features = spark.read.parquet(str(output / "features"))
+    train = Counter(r["label"] for r in features.where("split = 'train'").select("label").collect())
+    counts, metrics = read_json(output / "manifest.json")["counts"], read_json(output / "metrics.json")
+    expected = sum(proportional_quotas(train, 20, FIT_MAX_PER_CLASS).values())
+
+    assert sum(train.values()) == counts["train_images"] > 20
+    assert counts["images_fitted"] == metrics["images_fitted"] == expected <= 20
+    assert class_labels(PipelineModel.load(str(output / "model"))) == sorted(train)  # every class fitted
+    csv = pd.read_csv(output / "pca.csv", keep_default_na=False)
+    assert len(csv) == counts["images_featurized"] == features.count() == 60
+    assert set(csv["predicted_label"]) <= set(train) and csv["pca_10"].notna().all()
+    assert metrics["train_images"] + metrics["test_images"] == 60

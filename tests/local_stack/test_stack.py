@@ -42,7 +42,7 @@ def test_a_folder_that_is_not_the_stacks_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_override_replaces_a_variable_a_function_has_and_adds_none() -> None:
-    resources = resource_names("arn:aws:sns:us-east-1:123456789012:topic")
+    resources = resource_names("arn:aws:sns:us-east-1:123456789012:topic", "http://127.0.0.1:4566")
     template = StackTemplate(resources, {"QUIET_SECONDS": "7", "NOT_IN_TEMPLATE": "x"})
 
     for spec in template.functions():

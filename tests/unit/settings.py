@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from common.config import JobSettings, WorkerSizing
+from common.plan import Capacity
 
 SIZING = WorkerSizing(
     driver_cores=4,
+    driver_worker_gb=16,
     driver_memory="14g",
     executor_cores=4,
+    executor_worker_gb=8,
     executor_memory="5g",
     executor_memory_overhead="3g",
     min_executors=1,
@@ -27,4 +30,5 @@ JOB_SETTINGS = JobSettings(
     log_prefix="logs/",
     execution_timeout_minutes=120,
     sizing=SIZING,
+    capacity=Capacity(vcpu=64, memory_gb=256, disk_gb=1000),
 )

@@ -98,6 +98,10 @@ def test_the_api_offers_every_job_option_a_caller_may_set_and_no_other() -> None
         "batch_size",
         "max_image_bytes",
         "max_image_pixels",
+        "fit_max_images",
+        "fit_max_per_class",
+        "reg_param",
+        "max_iter",
     }
     assert all({"minimum", "maximum"} <= set(bounds) for bounds in NUMBERS.values()), "every number bounded"
 
@@ -113,7 +117,8 @@ def outside(bounds: dict[str, Any]) -> list[int | float]:
     low, high = bounds["minimum"], bounds["maximum"]
     if bounds["type"] == "integer":
         return [low - 1, high + 1, -(2**63), 10**38]
-    return [math.nextafter(low, -math.inf), math.nextafter(high, math.inf), 0.0, 1.0, 5e-324, 1e-200, 1e300]
+    near = [math.nextafter(low, -math.inf), math.nextafter(high, math.inf)]
+    return near + [x for x in (0.0, 1.0, 5e-324, 1e-200, 1e300, -1e300) if not low <= x <= high]
 
 
 @pytest.mark.parametrize("name", sorted(NUMBERS))

@@ -57,6 +57,7 @@ def synthetic_inputs(classes: int, rejected: int = 3) -> ReportInputs:
             "images_rejected": rejected,
             "images_unlabelled": 0,
             "train_images": metrics["train_images"],
+            "images_fitted": metrics["train_images"] // 2,
             "test_images": metrics["test_images"],
             "classes": classes,
         },

@@ -10,8 +10,7 @@ import pytest
 
 from featurizer.cli import main as cli
 from featurizer.scale import (
-    GB_HOUR_USD,
-    VCPU_HOUR_USD,
+    X86_PRICES,
     MeasuredRun,
     NotEnoughSizes,
     TimeFit,
@@ -20,6 +19,8 @@ from featurizer.scale import (
     estimates,
     fit_time,
 )
+
+VCPU_HOUR_USD, GB_HOUR_USD = X86_PRICES.vcpu_hour, X86_PRICES.gb_hour
 
 
 def write_run(folder: Path, images: int, seconds: float) -> str:

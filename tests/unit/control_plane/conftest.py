@@ -79,8 +79,9 @@ def s3_object_created(
     return event
 
 
-def sqs_event(bodies: list[str]) -> dict[str, Any]:
-    """An SQS event as Lambda receives it from the uploads queue (tests/events/sqs_eventbridge_...json)."""
+def sqs_event(bodies: list[str], sent_at: float | None = None) -> dict[str, Any]:
+    """An SQS event as Lambda receives it from the uploads queue (tests/events/sqs_eventbridge_...json), its
+    messages sent at ``sent_at`` (the fixture's SentTimestamp unless given)."""
     template = load_event("sqs_eventbridge_s3_object_created.json")["Records"][0]
     records = []
     for body in bodies:
@@ -88,6 +89,8 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
         record["messageId"] = str(uuid.uuid4())
         record["body"] = body
         record["md5OfBody"] = hashlib.md5(body.encode()).hexdigest()
+        if sent_at is not None:
+            record["attributes"]["SentTimestamp"] = str(int(sent_at * 1000))
         records.append(record)
     return {"Records": records}
 
@@ -230,6 +233,7 @@ def local_aws() -> Iterator[LocalAws]:
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     create_table(aws.client("dynamodb"), template, aws.table_name)
+    uploads_queue = aws.client("sqs").create_queue(QueueName="featurizer-uploads")["QueueUrl"]
     aws.topic_arn = aws.client("sns").create_topic(Name="featurizer-run-reports")["TopicArn"]
     emr_props = template["Resources"]["EmrApplication"]["Properties"]
     aws.application_id = aws.client("emr-serverless").create_application(
@@ -242,6 +246,7 @@ def local_aws() -> Iterator[LocalAws]:
         "EmrApplication": aws.application_id,
         "JobRuntimeRole.Arn": JOB_ROLE_ARN,
         "RunReportsTopic": aws.topic_arn,
+        "UploadsQueue": uploads_queue,
     }
     try:
         yield aws

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.config import WorkerSizing
+from common.config import WorkerSizing, env_quantity
 from common.errors import MissingConfigurationError
 
 SIZES = {
@@ -52,3 +52,28 @@ def test_sizes_that_leave_no_heap_fail_the_cold_start_naming_the_variable(
         WorkerSizing.from_env()
 
     assert refused.value.name == name and problem in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "read"), [("64 vCPU", 64), ("64vcpu", 64), ("64", 64), (" 128 VCPU ", 128)]
+)
+def test_capacities_are_read_as_emr_serverless_writes_them(
+    monkeypatch: pytest.MonkeyPatch, value: str, read: int
+) -> None:
+    monkeypatch.setenv("MAXIMUM_CPU", value)
+
+    assert env_quantity("MAXIMUM_CPU", "vCPU") == read
+
+
+@pytest.mark.parametrize("value", ["64 GB", "sixty-four", "64.5 vCPU"])
+def test_a_capacity_in_another_unit_fails_the_cold_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("MAXIMUM_CPU", value)
+
+    with pytest.raises(MissingConfigurationError) as refused:
+        env_quantity("MAXIMUM_CPU", "vCPU")
+
+    assert refused.value.name == "MAXIMUM_CPU" and "must be a whole number of vCPU like 64 vCPU" in str(
+        refused.value
+    )

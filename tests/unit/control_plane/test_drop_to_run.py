@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 import pytest
@@ -103,14 +104,15 @@ def test_start_marker_runs_at_once_and_images_arriving_mid_run_make_a_later_run(
     assert tick(handlers, events, context, T0 + 62 + QUIET + 30, dataset) == []
     assert len(local_aws.job_runs(dataset)) == 1
 
-    # ...and when it ends, the next run starts at once for them (they are not lost)
+    # ...and when it ends, the next sweep starts one for them (they are not lost); the release itself does
+    # not, as it does not read the uploads queue's backlog
     ended = events.emr_state_change(first_run["id"], "SUCCESS", T0 + 900, local_aws.application_id)
-    result = handlers["RunEndedFunction"](ended, context)
-    assert result["released"] is True
+    assert handlers["RunEndedFunction"](ended, context) == {"released": True, "next_run_id": None}
+    (next_run_id,) = tick(handlers, events, context, T0 + 960, dataset)
     runs = local_aws.job_runs(dataset)
     assert len(runs) == 2
-    assert result["next_run_id"] == next(r["name"] for r in runs if r["id"] != first_run["id"])
-    assert result["next_run_id"] > first_run["name"]  # run ids sort by time
+    assert next_run_id == next(r["name"] for r in runs if r["id"] != first_run["id"])
+    assert next_run_id > first_run["name"]  # run ids sort by time
 
     # the second run ends with nothing new waiting: no third run
     second = next(r for r in runs if r["id"] != first_run["id"])
@@ -253,3 +255,89 @@ def test_a_dataset_whose_state_cannot_be_written_fails_only_its_own_messages(
         TableName=local_aws.table_name, Key={"pk": {"S": f"dataset#{healthy}"}}, ConsistentRead=True
     )
     assert item["Item"]["pending"] == {"BOOL": True}
+
+
+def test_a_backlog_in_the_uploads_queue_starts_no_run_until_it_is_drained(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 20: uploads went in faster than the uploads function drained them, so the recorded events went
+    quiet while most of the drop still waited in the queue, and a run started on a part of it."""
+    from drop_to_run import app
+
+    sqs = local_aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"uploads-{dataset}")["QueueUrl"]
+    monkeypatch.setattr(app.backlog, "queue_url", queue_url)
+    t0 = time.time()  # after the SentTimestamp of every message the other tests recorded
+    drop = [
+        json.dumps(events.s3_object_created(f"inbox/{dataset}/Banana/{i}.jpg", t0 + i)) for i in range(600)
+    ]  # ten minutes of uploads, one a second, of which the uploads function has recorded half a minute
+    assert handlers["UploadsFunction"](events.sqs(drop[:30], sent_at=t0 + 29), context) == {
+        "batchItemFailures": []
+    }
+    for start in range(30, len(drop), 10):
+        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(drop[start : start + 10])]
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+
+    assert tick(handlers, events, context, t0 + 29 + QUIET, dataset) == []  # quiet as far as recorded
+    assert tick(handlers, events, context, t0 + 599 + QUIET, dataset) == []  # but the rest is unread
+
+    received = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        received += batch
+    assert len(received) == 570
+    assert tick(handlers, events, context, t0 + 599 + QUIET, dataset) == []  # in the function, unrecorded
+    deliver(handlers, events, context, [message["Body"] for message in received])
+    for start in range(0, len(received), 10):
+        entries = [
+            {"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in received[start : start + 10]
+        ]
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+
+    assert tick(handlers, events, context, t0 + 599 + QUIET - 1, dataset) == []
+    assert len(tick(handlers, events, context, t0 + 599 + QUIET, dataset)) == 1
+    assert len(local_aws.job_runs(dataset)) == 1
+
+
+def test_a_backlog_that_cannot_be_read_holds_quiet_uploads_and_nothing_else(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from common.errors import RunStartError
+    from drop_to_run import app
+
+    refused, quiet = f"{dataset}-a", f"{dataset}-b"
+    launch = app.service.launch
+    attempts: list[str] = []
+
+    def refuse_one(run: Any) -> dict[str, str]:
+        if run.dataset != refused:
+            return launch(run)
+        attempts.append(run.run_id)
+        raise RunStartError(f"EMR Serverless refused to start run {run.run_id}: ValidationException")
+
+    monkeypatch.setattr(app.service, "launch", refuse_one)
+    bodies = [
+        json.dumps(events.s3_object_created(f"inbox/{refused}/_START", T0)),
+        json.dumps(events.s3_object_created(f"inbox/{quiet}/Kiwi/1.jpg", T0)),
+    ]
+    deliver(handlers, events, context, bodies)
+    assert len(attempts) == 1
+    monkeypatch.setattr(app.backlog, "queue_url", app.backlog.queue_url + "-deleted")
+    capsys.readouterr()
+
+    assert tick(handlers, events, context, T0 + 180, quiet) == []
+    assert len(attempts) == 2, "the refused run is still retried"
+    assert '"SweepErrors":[1.0]' in capsys.readouterr().out
+
+    monkeypatch.undo()
+    assert len(tick(handlers, events, context, T0 + 240, quiet)) == 1

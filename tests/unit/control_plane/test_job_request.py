@@ -1,19 +1,27 @@
-"""The StartJobRun request: every --conf as one exact string; job arguments exactly per docs/outputs.md."""
+"""The StartJobRun request: every --conf as one exact string; job arguments exactly per docs/outputs.md;
+executors, their disk and the timeout sized from the input's count."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from common.emr import spark_submit_parameters, start_job_run_request
+from common.plan import InputSize, Sizing, plan_run
 from common.runs import RunOptions, RunSpec, client_token, make_run_id
+from local.spark_submit import parse_parameters
 from tests.unit.settings import JOB_SETTINGS as SETTINGS
 from tests.unit.settings import SIZING
 
 
 def test_spark_submit_parameters_exact_string() -> None:
-    assert spark_submit_parameters("featurizer-artifacts", "job/env-3f2a.tar.gz", SIZING, "eu-west-1") == (
+    run_sizing = Sizing(executors=7, executor_disk_gb=60, timeout_minutes=300)
+
+    assert spark_submit_parameters(
+        "featurizer-artifacts", "job/env-3f2a.tar.gz", SIZING, run_sizing, "eu-west-1"
+    ) == (
         "--conf spark.archives=s3://featurizer-artifacts/job/env-3f2a.tar.gz#environment"
         " --conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON=./environment/bin/python"
         " --conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python"
@@ -30,7 +38,8 @@ def test_spark_submit_parameters_exact_string() -> None:
         " --conf spark.task.cpus=1"
         " --conf spark.dynamicAllocation.enabled=true"
         " --conf spark.dynamicAllocation.minExecutors=1"
-        " --conf spark.dynamicAllocation.maxExecutors=10"
+        " --conf spark.dynamicAllocation.maxExecutors=7"
+        " --conf spark.emr-serverless.executor.disk=60G"
     )
 
 
@@ -65,8 +74,8 @@ def test_start_job_run_request_matches_the_job_contract() -> None:
         "--test-fraction", "0.25",
         "--seed", "7",
     ]  # fmt: skip
-    assert driver["sparkSubmitParameters"] == spark_submit_parameters(
-        "featurizer-artifacts", "job/env-tf-77b0.tar.gz", SIZING, "eu-west-1"
+    assert driver["sparkSubmitParameters"] == spark_submit_parameters(  # not counted: the template's sizing
+        "featurizer-artifacts", "job/env-tf-77b0.tar.gz", SIZING, Sizing(10, 20, 120), "eu-west-1"
     )
     assert request["configurationOverrides"] == {
         "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": "s3://featurizer-data/logs/"}}
@@ -121,3 +130,36 @@ def test_run_ids_are_sortable_unique_and_path_safe() -> None:
 def test_client_token_depends_only_on_the_run() -> None:
     assert client_token("app", "r1") == client_token("app", "r1")
     assert client_token("app", "r1") != client_token("app", "r2")
+
+
+def counted_run(images: int, bytes_per_image: int) -> RunSpec:
+    return RunSpec(
+        run_id="flowers-20261124T100500-3f9a1c2e",
+        dataset="flowers",
+        input_uri="s3://featurizer-data/inbox/flowers/",
+        output_uri="s3://featurizer-data/runs/flowers/",
+        trigger="api",
+        input_size=InputSize(images, images * bytes_per_image),
+    )
+
+
+def test_a_counted_input_sizes_the_executors_their_disk_and_the_timeout() -> None:
+    """As the local EMR (and spark-submit) read the parameters back."""
+    large = counted_run(10**8, 899_000)
+    request = start_job_run_request(large, SETTINGS)
+    conf = parse_parameters(request["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]).conf
+
+    planned = plan_run(large.input_size, SETTINGS.limits).sizing
+    assert conf["spark.dynamicAllocation.maxExecutors"] == str(planned.executors) == "10"
+    assert conf["spark.emr-serverless.executor.disk"] == f"{planned.executor_disk_gb}G"
+    assert request["executionTimeoutMinutes"] == planned.timeout_minutes > SETTINGS.execution_timeout_minutes
+
+
+def test_a_small_input_asks_for_one_executor_whatever_minexecutors_says() -> None:
+    settings = replace(SETTINGS, sizing=replace(SIZING, min_executors=3))
+    request = start_job_run_request(counted_run(500, 5_000), settings)
+    conf = parse_parameters(request["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]).conf
+
+    assert conf["spark.dynamicAllocation.minExecutors"] == conf["spark.dynamicAllocation.maxExecutors"] == "1"
+    assert conf["spark.emr-serverless.executor.disk"] == "20G"
+    assert request["executionTimeoutMinutes"] == SETTINGS.execution_timeout_minutes

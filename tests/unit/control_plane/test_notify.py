@@ -68,7 +68,7 @@ def test_completion_flag_publishes_a_success_message_with_the_real_counts(
         "Images found:       1312\n"
         "Images featurized:  1297\n"
         "Images rejected:    15  (listed in rejected.csv)\n"
-        "Classes:            7 (train 1035, test 262)\n"
+        "Classes:            7 (train 1035, test 262; fitted on 1035)\n"
         "Accuracy:           96.4 %  (weighted F1 0.963)\n"
         "Duration:           12 min 34 s (754.3 s)\n"
         "Finished at:        2026-11-24T10:21:07+00:00\n"

@@ -80,8 +80,9 @@ def test_a_drop_run_whose_end_events_were_lost_is_released_and_reported_once_at_
 
     (message,) = mine(sns_inbox(), dataset)
     assert message["Subject"] == f"Featurizer run succeeded: {dataset} (1297 images)"
+    handlers["SweepFunction"](events.scheduled(lease_due + 60), context)
     runs = local_aws.job_runs(dataset)
-    assert len(runs) == 2, "the released dataset started its next run for the image that arrived meanwhile"
+    assert len(runs) == 2, "the released dataset starts its next run for the image that arrived meanwhile"
     assert not is_open(local_aws, job["name"])
     local_aws.set_job_state(next(r["id"] for r in runs if r["id"] != job["id"]), "RUNNING")
 
@@ -237,7 +238,8 @@ def test_an_api_run_and_a_drop_run_of_one_dataset_run_side_by_side(
 
     local_aws.set_job_state(drop_job["id"], "FAILED", "boom")
     drop_ended = events.emr_state_change(drop_job["id"], "FAILED", t0 + 900, local_aws.application_id, "boom")
-    assert handlers["RunEndedFunction"](drop_ended, context)["next_run_id"] is not None
+    assert handlers["RunEndedFunction"](drop_ended, context)["released"] is True
+    handlers["SweepFunction"](events.scheduled(t0 + 960), context)  # the late image's run
     assert len(local_aws.job_runs(dataset)) == 3
 
 

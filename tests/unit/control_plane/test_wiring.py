@@ -82,7 +82,7 @@ def test_every_variable_the_code_reads_is_set_by_the_template() -> None:
     template = load_template()
     read = set()
     for path in (ROOT / "lambda").rglob("*.py"):
-        read |= set(re.findall(r"""\benv(?:_int)?\(\s*["']([A-Z0-9_]+)["']""", path.read_text()))
+        read |= set(re.findall(r"""\benv(?:_[a-z]+)?\(\s*["']([A-Z0-9_]+)["']""", path.read_text()))
         assert "os.getenv" not in path.read_text(), f"{path}: configuration must fail loudly when missing"
     assert len(read) >= 15
     for name in functions(template):
