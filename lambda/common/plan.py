@@ -43,13 +43,17 @@ MAX_TIMEOUT_MINUTES = 10_080
 # bench`). Featurizing (listing, reading, decoding, inference, the staging write) is (b), on 5 kB JPEGs
 # and on 899 kB photos; between and beyond those two sizes its cost is taken to grow with the bytes.
 FEATURIZE_VCPU_SECONDS = ((5_000, 2 / 173.7), (899_000, 2 / 65.0))  # (bytes per image, vCPU-seconds)
-# The stages after featurization: (d)'s stages over its 10,812 images, their fixed costs included.
+# The stages after featurization, from the growth benchmark at 10^6 images (docs/performance.md,
+# "Growth"; two executor cores): persist, evaluate, write and report per image; the fit in seconds once
+# per run, its cost fixed by the sample (--fit-max-images at its default), taken as no shorter on more
+# executors (its 20 partitions would keep more busy: an upper bound).
 AFTER_FEATURIZE_VCPU_SECONDS = {
-    "fit": 2 * 12.6 / 10_812,
-    "evaluate": 2 * 1.1 / 10_812,
-    "write": 2 * 2.9 / 10_812,
-    "report": 2 * 3.1 / 10_812,
+    "persist": 2 * 158 / 1e6,
+    "evaluate": 2 * 71 / 1e6,
+    "write": 2 * 13 / 1e6,
+    "report": 2 * 2 / 1e6,
 }
+FIT_SECONDS = 215
 UNKNOWN_BYTES_PER_IMAGE = 899_000  # an input whose bytes nobody counted is priced as photos
 # Bytes an image leaves on its executor's disk: the job caches no features but the fit's bounded sample
 # (within the free disk), and its shuffles (the listing dealt into tasks, pca.csv's sort) write a few
@@ -192,7 +196,7 @@ class _Needs:
 
 def _needs(size: InputSize, executors: int, limits: Limits) -> _Needs:
     work = size.images * vcpu_seconds_per_image(size.bytes_per_image)
-    seconds = STARTUP_SECONDS + work / (executors * limits.workers.executor_vcpu)
+    seconds = STARTUP_SECONDS + FIT_SECONDS + work / (executors * limits.workers.executor_vcpu)
     disk = max(FREE_DISK_GB, math.ceil(size.images * DISK_BYTES_PER_IMAGE / executors / 1e9))
     return _Needs(executors, work, disk, seconds, math.ceil(seconds * TIMEOUT_FACTOR / 60))
 
@@ -261,7 +265,7 @@ def _reasons(needs: _Needs, limits: Limits) -> list[str]:
 def _raise_limits(size: InputSize, needs: _Needs, limits: Limits) -> str | None:
     """What to raise so that enough executors share the disk and the time, and the application holds
     them; None when the limits are not what stops the run."""
-    seconds = MAX_TIMEOUT_MINUTES * 60 / TIMEOUT_FACTOR - STARTUP_SECONDS
+    seconds = MAX_TIMEOUT_MINUTES * 60 / TIMEOUT_FACTOR - STARTUP_SECONDS - FIT_SECONDS
     wanted = max(
         needs.executors,
         math.ceil(needs.work / (limits.workers.executor_vcpu * seconds)),

@@ -270,8 +270,8 @@ def _persist(run: Run, staged: DataFrame, vectors: DataFrame) -> int:
 def _fit(staged: DataFrame, options: JobOptions) -> tuple[int, PipelineModel, int]:
     """The number of components, the pipeline, and the images it was fitted on: a stratified sample of
     the labelled training images of at most `--fit-max-images` (and `--fit-max-per-class`), cached while
-    the pipeline's stages pass over it. The sample is drawn and cached as the model's floats, half the
-    size of the doubles of Spark ML's vectors, which each pass makes from them."""
+    the pipeline's stages pass over it. The sample is drawn once and kept on the executors' disks as the
+    model's floats: LogisticRegression caches its own blocks of doubles, and needs the memory."""
     train = _featurized(staged).where(F.col("label").isNotNull() & (F.col("split") == "train"))
     counts = class_counts(train.select("label"), "label")
     quotas = proportional_quotas(counts, options.fit_max_images, options.fit_max_per_class)
@@ -279,7 +279,7 @@ def _fit(staged: DataFrame, options: JobOptions) -> tuple[int, PipelineModel, in
     # Ranked by class, the sample would sit in a few partitions as large as its classes: dealt into
     # partitions of FIT_ROWS_PER_PARTITION, each task (and the copies LogisticRegression keeps) is small.
     parts = max(task_slots(staged.sparkSession), math.ceil(sum(quotas.values()) / FIT_ROWS_PER_PARTITION))
-    with _cached(sample.repartition(parts)) as kept:
+    with _cached(sample.repartition(parts), StorageLevel.DISK_ONLY) as kept:
         fitted = as_model_input(kept).drop("features")
         k = choose_k(fitted, options.pca_variance) if options.pca_variance else options.pca_k
         model = fit(fitted, k, options.classify_on, options.reg_param, options.max_iter)

@@ -271,7 +271,10 @@ def test_a_backlog_in_the_uploads_queue_starts_no_run_until_it_is_drained(
     from drop_to_run.backlog import WATERMARK_KEY
 
     sqs = local_aws.client("sqs")
-    queue_url = sqs.create_queue(QueueName=f"uploads-{dataset}")["QueueUrl"]
+    # Received messages stay hidden for the whole test (SQS's default is 30 s: a slow machine would read some
+    # twice).
+    queue = sqs.create_queue(QueueName=f"uploads-{dataset}", Attributes={"VisibilityTimeout": "3600"})
+    queue_url = queue["QueueUrl"]
     monkeypatch.setattr(app.backlog, "queue_url", queue_url)
     app.backlog.table.delete_item(Key=WATERMARK_KEY)  # other tests' batches may have recorded later times
     t0 = time.time()
