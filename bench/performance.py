@@ -142,8 +142,10 @@ def baseline_stage(spark, folder: Path, weights: Path, batch_size: int, out: Pat
 def whole_job(
     folder: Path, out: Path, run_id: str, log: Path, master: str | None = None
 ) -> tuple[dict, PeakMemory]:
-    """`featurizer run` in a child process: its timings.json, manifest and peak memory."""
+    """`featurizer run` in a child process: its timings.json, manifest and peak memory. Without the feature
+    store: every image featurized, whatever an earlier run under `out` did."""
     command = [sys.executable, "-m", "featurizer.cli", "run", "--input", str(folder), "--output", str(out)]
+    command.append("--no-store")
     env = dict(os.environ) | ({MASTER_ENV: master} if master else {})
     status, peaks = run_measured([*command, "--run-id", run_id], env, log)
     if status != 0:

@@ -45,13 +45,15 @@ MESSAGES = {
 
 class RunRequest(BaseModel):
     """Body of ``POST /runs``: ``{"input": "s3://<data-bucket>/inbox/<dataset>/...", "options": {...}}``,
-    and ``"dry_run": true`` for the run's plan instead of the run (no job option: the job never sees it)."""
+    and ``"dry_run": true`` for the run's plan instead of the run (no job option: the job never sees it),
+    or ``"from_run": "<run id>"`` to refit from that run's features (docs/feature-store.md)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     input: str = Field(max_length=MAX_INPUT_CHARACTERS)
     options: RunOptions = RunOptions()
     dry_run: bool = False
+    from_run: str | None = Field(default=None, max_length=128)  # refit: a completed run of the dataset
 
 
 class RequestValidationError(InvalidRequestError):
@@ -154,7 +156,7 @@ def normalise_input(uri: str, data_bucket: str) -> tuple[str, str, str]:
     return f"s3://{data_bucket}/{prefix}", prefix, dataset
 
 
-def check_run_id(run_id: str) -> str:
+def check_run_id(run_id: str, field: str = "run_id") -> str:
     if not is_valid_run_id(run_id):
-        raise InvalidRequestError("run_id", f"must match {RUN_ID_PATTERN.pattern}")
+        raise InvalidRequestError(field, f"must match {RUN_ID_PATTERN.pattern}")
     return run_id

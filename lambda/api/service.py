@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from api.callers import Caller
-from api.requests import RunRequest, normalise_input
+from api.requests import RunRequest, check_run_id, normalise_input
 from common import records, tracking
 from common.config import AccessSettings, JobSettings
 from common.errors import (
@@ -24,7 +24,7 @@ from common.errors import (
     UnreadableOutputError,
 )
 from common.models import TERMINAL_STATES
-from common.outputs import count_objects, read_optional_run_json, read_run_json
+from common.outputs import count_objects, has_object, read_optional_run_json, read_run_json
 from common.plan import Plan, plan_run
 from common.runs import (
     COMPLETED,
@@ -92,9 +92,16 @@ class RunsApi:
                 "input", f'{" ".join(planned.problems)} ("dry_run": true gives the whole plan)'
             )
         options = request.options
+        if request.from_run is not None:
+            self._check_refit_source(dataset, request.from_run, caller)
         fingerprint = hashlib.sha256(
             json.dumps(
-                {"caller": caller.arn, "input": input_uri, "options": options.model_dump(exclude_none=True)},
+                {
+                    "caller": caller.arn,
+                    "input": input_uri,
+                    "options": options.model_dump(exclude_none=True),
+                    "from_run": request.from_run,
+                },
                 sort_keys=True,
             ).encode()
         ).hexdigest()
@@ -113,6 +120,7 @@ class RunsApi:
             trigger="api",
             requested_by=caller.arn,
             input_size=planned.size,
+            from_run=request.from_run,
         )
         if records.get_run(self.table, run_id) is None:  # a retried request's run is not counted twice
             self._check_cap(caller)
@@ -125,6 +133,25 @@ class RunsApi:
             "options": options.model_dump(exclude_none=True),
             "output": started["output"],
         }
+
+    def _check_refit_source(self, dataset: str, from_run: str, caller: Caller) -> None:
+        """A refit reads a completed run of its own dataset that the caller may see (404 or 403 as for
+        GET /runs/{from_run}): anything else is the caller's mistake, told before anything starts."""
+        check_run_id(from_run, field="from_run")
+        source = self._run_of(from_run, caller)
+        if source.get("dataset") != dataset:
+            raise InvalidRequestError(
+                "from_run",
+                f"run {from_run} is of dataset {source.get('dataset')!r}, not {dataset!r}: refit from a run "
+                "of the input's own dataset",
+            )
+        flag = f"{run_prefix(dataset, from_run)}{COMPLETED_FLAG}"
+        if not has_object(self.s3, self.settings.data_bucket, flag):
+            raise InvalidRequestError(
+                "from_run",
+                f"run {from_run} of dataset {dataset!r} has not completed (GET /runs/{from_run} says where "
+                "it is): refit from a completed run of the same dataset",
+            )
 
     def _check_cap(self, caller: Caller) -> None:
         cap = self.access.max_runs_in_flight_per_caller

@@ -92,6 +92,7 @@ def entry_point_arguments(run: RunSpec, settings: JobSettings) -> list[str]:
         "--run-id",
         run.run_id,
         *model,
+        *(["--from-run", run.from_run_uri] if run.from_run_uri else []),
         *run.options.arguments(),
     ]
 

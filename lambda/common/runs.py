@@ -121,6 +121,7 @@ class RunOptions(BaseModel):
     fit_max_per_class: int | None = _within(FIT_MAX_PER_CLASS_BOUNDS)
     reg_param: float | None = _within(REG_PARAM_BOUNDS)
     max_iter: int | None = _within(MAX_ITER_BOUNDS)
+    no_store: bool | None = None
     self_test: bool | None = None
 
     @model_validator(mode="after")
@@ -158,6 +159,11 @@ class RunSpec(BaseModel):
     trigger: Literal["api", "drop"]
     requested_by: str = ""
     input_size: InputSize | None = None  # None: not counted; sized as the template says
+    from_run: str | None = None  # a refit's source: a completed run of the same dataset
+
+    @property
+    def from_run_uri(self) -> str | None:
+        return f"{self.output_uri}{self.from_run}/" if self.from_run else None
 
     @field_validator("run_id", "dataset")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,16 @@ def _report_lines(report: Any) -> list[str]:
     ]
 
 
+def _reuse(count: Callable[[str], Any]) -> str:
+    """What the feature store saved the run, when its manifest says (runs before the store do not)."""
+    if count("images_reused") == "unknown":
+        return ""
+    return (
+        f" ({count('images_reused')} reused from earlier runs, {count('images_featurized_new')} new;"
+        f" {count('images_removed')} gone from the input since)"
+    )
+
+
 def success_notice(
     *,
     bucket: str,
@@ -89,7 +100,7 @@ def success_notice(
         f'Run {run_id} for dataset "{dataset}" finished successfully.',
         "",
         f"Images found:       {count('images_found')}",
-        f"Images featurized:  {count('images_featurized')}",
+        f"Images featurized:  {count('images_featurized')}" + _reuse(count),
         f"Images rejected:    {count('images_rejected')}"
         + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
         f"Classes:            {count('classes')}"

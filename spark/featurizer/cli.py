@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     commands = {
         "run": "featurize a folder of images on local Spark (see `featurizer run --help`)",
+        "refit": "fit and evaluate again from a completed run's features, without the CNN (--from-run)",
         "sample": "draw sample images (see `featurizer sample --help`)",
         "scale": "time and EMR Serverless cost of larger runs (see `featurizer scale --help`)",
         "plan": "EMR Serverless workers, hours and dollars of a run of N images (`featurizer plan --help`)",
@@ -60,7 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(command.main(args[1:]))
     from featurizer.job import main as run_job
 
-    return run_job(args[1:], local=True, prog="featurizer run")
+    flags = {arg.split("=", 1)[0] for arg in args[1:]}
+    if args[0] == "refit" and not flags & {"--from-run", "-h", "--help"}:
+        print("featurizer refit: --from-run is required: the completed run to refit", file=sys.stderr)
+        return 2
+    return run_job(args[1:], local=True, prog=f"featurizer {args[0]}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ import numpy as np
 from featurizer.options import MAX_IMAGE_PIXELS
 
 IMAGE_SIZE = 224
+# Features of one image are comparable only across runs that prepared its pixels alike: raise this with any
+# change to what reaches the model (decoding, colour, resizing, scaling), and the feature store featurizes
+# every image again. tests/unit/test_decode.py pins the pixels this version gives.
+PREPROCESSING_VERSION = 1
+TOO_MANY_PIXELS = "image too large"
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOS = b"\xff\xda"
@@ -90,7 +95,7 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     height, width = size
     if height * width > max_pixels:
         raise DecodeError(
-            f"image too large: {width}x{height} pixels, over the limit of {max_pixels} "
+            f"{TOO_MANY_PIXELS}: {width}x{height} pixels, over the limit of {max_pixels} "
             "(--max-image-pixels; raise it to decode this image)"
         )
 

@@ -25,6 +25,7 @@ PASSED_THROUGH = ("image_id", "path", "label", "split")
 FEATURIZED_SCHEMA = (
     "image_id string, path string, label string, split string, features array<float>, error string"
 )
+FEATURIZED_COLUMNS = (*PASSED_THROUGH, "features", "error")
 
 
 def as_list_array(vectors: list[np.ndarray], usable: list[int], rows: int) -> pa.ListArray:
@@ -42,6 +43,7 @@ def as_list_array(vectors: list[np.ndarray], usable: list[int], rows: int) -> pa
 
 def featurize_batches(
     batches: Iterator[pa.RecordBatch],
+    keep: tuple[str, ...],
     spec: EngineSpec,
     batch_size: int,
     images_processed: Accumulator[int],
@@ -78,8 +80,9 @@ def featurize_batches(
                 *(batch.column(name) for name in PASSED_THROUGH),
                 as_list_array(vectors, usable, len(paths)),
                 pa.array(reasons, pa.string()),
+                *(batch.column(name) for name in keep),
             ],
-            names=[*PASSED_THROUGH, "features", "error"],
+            names=[*PASSED_THROUGH, "features", "error", *keep],
         )
 
 
@@ -91,11 +94,14 @@ def featurize(
     images_through_model: Accumulator[int],
     max_image_bytes: int = MAX_IMAGE_BYTES,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
+    keep: tuple[str, ...] = (),
 ) -> DataFrame:
-    """images (image_id, path, length, label, split) -> FEATURIZED_SCHEMA, one row per image; a file over
-    `max_image_bytes` in the listing is rejected unread, an image over `max_image_pixels` undecoded."""
+    """images (image_id, path, length, label, split) -> FEATURIZED_SCHEMA (and the columns in `keep`,
+    last), one row per image; a file over `max_image_bytes` in the listing is rejected unread, an image
+    over `max_image_pixels` undecoded."""
     work = partial(
         featurize_batches,
+        keep=keep,
         spec=spec,
         batch_size=batch_size,
         images_processed=images_processed,
@@ -103,4 +109,6 @@ def featurize(
         max_image_bytes=max_image_bytes,
         max_image_pixels=max_image_pixels,
     )
-    return images.select(*PASSED_THROUGH, "length").mapInArrow(work, FEATURIZED_SCHEMA)
+    selected = images.select(*dict.fromkeys((*PASSED_THROUGH, *keep, "length")))
+    kept = "".join(f", {name} {images.schema[name].dataType.simpleString()}" for name in keep)
+    return selected.mapInArrow(work, FEATURIZED_SCHEMA + kept)

@@ -19,6 +19,7 @@ from featurizer.options import MAX_IMAGE_BYTES
 # connection each.
 FETCH_THREADS = storage.MAX_CONNECTIONS
 GONE = "file not found: it was listed, then deleted or moved before it was read"
+TOO_LARGE = "file too large"
 
 
 @cache
@@ -28,7 +29,7 @@ def _pool() -> ThreadPoolExecutor:
 
 def too_large(size: int, limit: int) -> str:
     return (
-        f"file too large: {size} bytes, over the limit of {limit} "
+        f"{TOO_LARGE}: {size} bytes, over the limit of {limit} "
         "(--max-image-bytes; raise it to read this file)"
     )
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property, partial
+from functools import cached_property, partial, reduce
 from typing import Any
 
 from py4j.protocol import Py4JError
@@ -33,7 +33,7 @@ from featurizer.catalog import CatalogSummary, catalog, summarize
 from featurizer.engines import EngineSpec
 from featurizer.evaluate import evaluate
 from featurizer.failures import FAILED_FLAG, failure_record
-from featurizer.featurize import featurize
+from featurizer.featurize import FEATURIZED_COLUMNS, FEATURIZED_SCHEMA, featurize
 from featurizer.listing import list_input
 from featurizer.manifest import COMPLETED_FLAG, completion_record, manifest, summary_line, verified_counts
 from featurizer.model import as_features, as_model_input, choose_k, fit
@@ -41,10 +41,14 @@ from featurizer.options import JobOptions, parse_options
 from featurizer.outputs import read_parquet, scored, write_parquet, write_single_csv
 from featurizer.partitioning import arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.progress import Progress
+from featurizer.refit import NotARefitSource, completed_manifest, listing_of, staged_rows
+from featurizer.refit import model_of as refit_model
 from featurizer.report import write_report
 from featurizer.selftest import AccessCheck, AccessCheckFailed, access_checks, worker_environments
 from featurizer.selftest import report as self_test_report
 from featurizer.session import S3ConnectorMissing, local_session, require_s3a, submitted_session
+from featurizer.store import KEY as STORE_KEY
+from featurizer.store import Reuse, Table
 from featurizer.stratified import class_counts, proportional_quotas, stratified_sample
 from featurizer.timings import StageTimer
 from featurizer.weights import WeightsUnavailable
@@ -69,10 +73,13 @@ class Prepared:
     options: JobOptions
     model: ModelArtifact
     access: tuple[AccessCheck, ...] = ()
+    source: dict[str, Any] | None = None  # a refit's: the manifest of the run it refits
 
 
 def prepare(options: JobOptions) -> Prepared:
     """Check the input and get the model, so that a bad argument stops the job before any Spark work."""
+    if options.from_run:
+        return _prepare_refit(options)
     try:
         present = storage.folder_has_files(options.input)
     except storage.AccessDenied as error:
@@ -91,6 +98,16 @@ def prepare(options: JobOptions) -> Prepared:
     return Prepared(options, model, access)
 
 
+def _prepare_refit(options: JobOptions) -> Prepared:
+    """A refit's: the completed run it reads, its input (unless --input says) and its model."""
+    try:
+        source = completed_manifest(str(options.from_run), options.run_uri)
+    except NotARefitSource as error:
+        raise InputError(str(error)) from error
+    settled = replace(options, input=options.input or source["input"])
+    return Prepared(settled, refit_model(source), source=source)
+
+
 @dataclass
 class Run:
     """One run as it goes: its settings, clock, progress and counters, and whether its folder has been
@@ -102,6 +119,7 @@ class Run:
     timer: StageTimer = field(default_factory=StageTimer)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     replaced: bool = False
+    reuse: Reuse = field(default_factory=Reuse)
 
     @cached_property
     def images_processed(self) -> Accumulator[int]:
@@ -158,13 +176,16 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
     run = Run(spark, prepared, progress)
     options = run.options
     try:
+        if prepared.source is not None:
+            return _refit(run, prepared.source)
         slots = task_slots(spark)
         with ExitStack() as listing_kept:
             with run.stage("read"):
                 listing, images = listing_kept.enter_context(read_input(spark, options, slots))
+                known = listing_kept.enter_context(_known(run, images, listing.images_found))
             run.replace_outputs()
-            with run.stage("featurize", total=listing.images_found):
-                staged = _decode_and_featurize(run, images, listing.images_found, slots)
+            with run.stage("featurize", total=known.new_images):
+                staged = _featurize_new(run, known, slots)
         try:
             metrics, described = after_featurization(run, staged, listing)
         finally:
@@ -178,6 +199,17 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
         raise RunFailed(
             f"run {options.run_id} failed in stage {failure['stage']}: {failure['message']}"
         ) from error
+
+
+def _refit(run: Run, source: dict[str, Any]) -> dict[str, Any]:
+    """A run whose featurized images are another run's (`--from-run`): no image read, no CNN."""
+    with run.stage("read"):
+        staged = staged_rows(run.spark, str(run.options.from_run))
+        listing = listing_of(source)
+    run.replace_outputs()
+    run.reuse = Reuse(images_reused=source["counts"]["images_featurized"])
+    metrics, described = after_featurization(run, staged, listing)
+    return flag(run, metrics, described)
 
 
 def after_featurization(
@@ -224,10 +256,89 @@ def _read(listed: DataFrame, options: JobOptions) -> tuple[CatalogSummary, DataF
     return listing, images
 
 
-def _decode_and_featurize(run: Run, images: DataFrame, count: int, slots: int) -> DataFrame:
-    """Every image read, decoded and inferred in one pass in the Python workers, to the staging Parquet;
-    returns it as read back. Images are dealt into tasks by id: should a lost block of the listing be
-    listed again, every image still goes to the task it went to before."""
+@dataclass(frozen=True)
+class Known:
+    """The listed images split by the feature store (`table` None without one): those it holds (`reused`,
+    as staged rows, and their count), the rest to featurize, and the images it holds the input no longer
+    lists."""
+
+    table: Table | None
+    new: DataFrame
+    new_images: int
+    reused: DataFrame | None
+    removed: int
+
+
+@contextmanager
+def _known(run: Run, images: DataFrame, count: int) -> Iterator[Known]:
+    """The read stage's last step: the listing joined against the feature store's keys (kept on the
+    executors' disks with the listing, for the counts and featurize), then the stored rows of the images
+    it holds."""
+    store = run.options.store_uri
+    table = Table.for_model(store, run.prepared.model.sha256) if store else None
+    stored = table.read(run.spark, table.live_commits()) if table else None
+    if table is None or stored is None:
+        yield Known(table, images, count, None, 0)
+        return
+    keys = stored.select(*STORE_KEY).distinct().withColumn("_known", F.lit(True))
+    with _cached(images.join(keys, list(STORE_KEY), "left"), StorageLevel.DISK_ONLY) as flagged:
+        new = flagged.where(F.col("_known").isNull()).drop("_known")
+        listed = flagged.where(F.col("_known")).select(*STORE_KEY, "path", "label", "split")
+        reused = listed.join(stored, list(STORE_KEY)).dropDuplicates(list(STORE_KEY))
+        removed = keys.select("image_id").distinct().join(images.select("image_id"), "image_id", "left_anti")
+        yield Known(table, new, new.count(), reused.select(*FEATURIZED_COLUMNS), removed.count())
+
+
+def _featurize_new(run: Run, known: Known, slots: int) -> DataFrame:
+    """The featurize stage: the images the store holds copied to the staging Parquet, the others
+    featurized into a new part of the store, committed as soon as it is written (into the staging
+    Parquet, without a store); returns every listed image's row as staged."""
+    spark, table = run.spark, known.table
+    schema = spark.createDataFrame([], FEATURIZED_SCHEMA).schema
+    staged: list[DataFrame] = []
+    reused = 0
+    if known.reused is not None:
+        write_parquet(known.reused, run.staging)
+        staged.append(read_parquet(spark, run.staging, schema))
+        reused = staged[-1].where(F.col("error").isNull()).count()
+    new = spark.createDataFrame([], schema)
+    if known.new_images and table is None:
+        new = _decode_and_featurize(run, known.new, known.new_images, slots, partial(_stage, run))
+    elif known.new_images and table is not None:
+        commit = partial(table.add, run_id=run.options.run_id)
+        featurized = _decode_and_featurize(run, known.new, known.new_images, slots, commit, STORE_KEY[1:])
+        new = featurized.select(*FEATURIZED_COLUMNS)
+        _compact(table, spark, run.options.run_id)
+    run.reuse = Reuse(reused, new.where(F.col("error").isNull()).count(), known.removed)
+    return reduce(DataFrame.unionByName, staged, new)
+
+
+def _compact(table: Table, spark: SparkSession, run_id: str) -> None:
+    """Compact the store's table if it is due; a failure is only logged: the table stays as consistent as
+    before, and the next run tries again."""
+    try:
+        table.compact(spark, run_id)
+    except Exception:
+        log.warning("could not compact the feature store %s", table.uri, exc_info=True)
+
+
+def _stage(run: Run, featurized: DataFrame) -> DataFrame:
+    """The featurized images written to the staging Parquet; returns them as read back."""
+    write_parquet(featurized, run.staging)
+    return read_parquet(run.spark, run.staging, featurized.schema)
+
+
+def _decode_and_featurize(
+    run: Run,
+    images: DataFrame,
+    count: int,
+    slots: int,
+    write: Callable[[DataFrame], DataFrame],
+    keep: tuple[str, ...] = (),
+) -> DataFrame:
+    """Every image read, decoded and inferred in one pass in the Python workers, as `write` writes them
+    (and returns them, read back). Images are dealt into tasks by id: should a lost block of the listing
+    be listed again, every image still goes to the task it went to before."""
     spark, options, model = run.spark, run.options, run.prepared.model
     tasks = featurize_tasks(count, slots)
     log.info("featurize %d images in %d tasks", count, tasks)
@@ -244,9 +355,9 @@ def _decode_and_featurize(run: Run, images: DataFrame, count: int, slots: int) -
             run.images_through_model,
             max_image_bytes=options.max_image_bytes,
             max_image_pixels=options.max_image_pixels,
+            keep=keep,
         )
-        write_parquet(featurized, run.staging)
-    return read_parquet(spark, run.staging, featurized.schema)
+        return write(featurized)
 
 
 def _featurized(staged: DataFrame) -> DataFrame:
@@ -317,6 +428,7 @@ def _write(
         listing,
         metrics,
         run.images_through_model.value,
+        run.reuse,
         parquet={"features": as_features(vectors).schema, "pca": scores.schema},
         csv_rows={"pca_csv": pca_rows, "rejected_csv": rejected_rows},
     )

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from featurizer import storage
 from featurizer.partitioning import TASKS_PER_SLOT
 
-LISTING_SCHEMA = "path string, length long"
+LISTING_SCHEMA = "path string, length long, version string"
 # A folder with more files than this directly in it (one S3 page) is listed by a task, not opened by
 # the driver: the driver's requests grow with the number of folders, never with the number of files.
 PEEK_FILES = 1_000
@@ -78,15 +78,16 @@ def plan(input_uri: str, wanted: int) -> list[Folder]:
     return tasks + [Folder(uri, recursive=True) for uri in frontier]
 
 
-def files_under(folder: Folder, root: str) -> Iterator[tuple[str, int]]:
-    """(path, length) of the visible files of one listing task; runs in a Python worker."""
-    for uri, length in storage.iter_sizes(folder.uri, folder.recursive):
-        if not any(is_hidden(part) for part in uri[len(root) + 1 :].split("/")):
-            yield (uri if storage.is_s3(uri) else f"file:{uri}", length)
+def files_under(folder: Folder, root: str) -> Iterator[tuple[str, int, str]]:
+    """(path, length, version) of the visible files of one listing task; runs in a Python worker."""
+    for entry in storage.iter_files(folder.uri, folder.recursive):
+        if not any(is_hidden(part) for part in entry.uri[len(root) + 1 :].split("/")):
+            path = entry.uri if storage.is_s3(entry.uri) else f"file:{entry.uri}"
+            yield (path, entry.size, entry.version)
 
 
 def list_input(spark: SparkSession, input_uri: str, slots: int) -> DataFrame:
-    """Every visible file under the input, as (path, length): listed by tasks when an action runs.
+    """Every visible file under the input, as (path, length, version): listed by tasks when an action runs.
 
     Each action lists again: cache the result when it is used more than once.
     """

@@ -21,6 +21,7 @@ from featurizer.catalog import CatalogSummary
 from featurizer.engines import engine_version
 from featurizer.options import JobOptions
 from featurizer.outputs import read_parquet
+from featurizer.store import Reuse
 
 COMPLETED_FLAG = "_COMPLETED.json"
 
@@ -35,6 +36,7 @@ def verified_counts(
     listing: CatalogSummary,
     metrics: Mapping[str, Any],
     through_model: int,
+    reuse: Reuse,
     parquet: Mapping[str, StructType],
     csv_rows: Mapping[str, int],
 ) -> dict[str, Any]:
@@ -68,6 +70,7 @@ def verified_counts(
         "images_rejected": rejected,
         "images_unlabelled": listing.images_unlabelled,
         "images_through_model": through_model,
+        **reuse.as_counts(),
         "train_images": metrics["train_images"],
         "images_fitted": metrics["images_fitted"],
         "test_images": metrics["test_images"],

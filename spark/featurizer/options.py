@@ -42,6 +42,8 @@ FIT_MAX_PER_CLASS = 50_000
 # LogisticRegression's L2 regularization and L-BFGS iterations, chosen by the sweep there.
 REG_PARAM = 0.01
 MAX_ITER = 50
+# The feature store's folder under --output, beside the runs (docs/feature-store.md).
+STORE_FOLDER = "_store"
 
 _N = TypeVar("_N", int, float)
 
@@ -66,12 +68,23 @@ class JobOptions:
     fit_max_per_class: int = FIT_MAX_PER_CLASS
     reg_param: float = REG_PARAM
     max_iter: int = MAX_ITER
+    store: str | None = None
+    no_store: bool = False
+    from_run: str | None = None
     self_test: bool = False
 
     @property
     def run_uri(self) -> str:
         """Where this run writes: `<output>/<run_id>/`."""
         return f"{self.output.rstrip('/')}/{self.run_id}/"
+
+    @property
+    def store_uri(self) -> str | None:
+        """The feature store the run reuses and adds to (`<output>/_store/` unless --store names
+        another: no run id starts with "_"); None with --no-store."""
+        if self.no_store:
+            return None
+        return self.store or f"{self.output.rstrip('/')}/{STORE_FOLDER}/"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,9 +140,17 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--input",
-        required=True,
         type=_location,
-        help="folder of images, one sub-folder per class (local path, file:// or s3://)",
+        default=None,
+        help="folder of images, one sub-folder per class (local path, file:// or s3://); required "
+        "unless --from-run",
+    )
+    parser.add_argument(
+        "--from-run",
+        type=_location,
+        default=None,
+        help="refit: fit, evaluate and write a new run from the features of this completed run "
+        "(<output>/<run_id>/); no image is read and the CNN does not run",
     )
     parser.add_argument(
         "--output",
@@ -233,6 +254,17 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=MAX_ITER,
         help=f"LogisticRegression's maximum L-BFGS iterations (default {MAX_ITER})",
     )
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument(
+        "--store",
+        type=_location,
+        default=None,
+        help=f"the feature store: images featurized there by the same model are not featurized again "
+        f"(default: <output>/{STORE_FOLDER}/, shared by the runs under one --output)",
+    )
+    store.add_argument(
+        "--no-store", action="store_true", help="featurize every image, and keep nothing for later runs"
+    )
     parser.add_argument(
         "--self-test",
         action="store_true",
@@ -248,11 +280,13 @@ def parse_options(
     """Parse job arguments; argparse exits with status 2 and a message naming the bad argument."""
     parser = build_parser(prog, os.environ if env is None else env)
     args = parser.parse_args(argv)
+    if not args.input and not args.from_run:
+        parser.error("--input is required: a folder of images (or --from-run, a run to refit)")
     if args.model and args.engine != "onnx":
         parser.error("--model is an ONNX file for --engine onnx; --engine tensorflow reads --weights")
     pca_k = args.pca_k if args.pca_k is not None or args.pca_variance is not None else 10
     return JobOptions(
-        input=args.input,
+        input=args.input or "",
         output=args.output,
         run_id=args.run_id or default_run_id(),
         engine=args.engine,
@@ -270,5 +304,8 @@ def parse_options(
         fit_max_per_class=args.fit_max_per_class,
         reg_param=args.reg_param,
         max_iter=args.max_iter,
+        store=args.store,
+        no_store=args.no_store,
+        from_run=args.from_run,
         self_test=args.self_test,
     )

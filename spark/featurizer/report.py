@@ -145,7 +145,14 @@ def _summary(inputs: ReportInputs) -> str:
         ("started", manifest["started_at"]),
         ("finished", manifest["finished_at"]),
         ("images found", f"{counts['images_found']:,}"),
+        *([("refit of", source)] if (source := manifest["options"].get("from_run")) else []),
         ("images featurized", f"{counts['images_featurized']:,}"),
+        (
+            "from the feature store",
+            f"{counts['images_reused']:,} reused, {counts['images_featurized_new']:,} featurized anew "
+            f"({counts['images_through_model']:,} through the model), {counts['images_removed']:,} removed "
+            "from the input since",
+        ),
         ("images rejected", f"{counts['images_rejected']:,}"),
         ("images without a class", f"{counts['images_unlabelled']:,}"),
         ("classes", f"{counts['classes']:,}"),

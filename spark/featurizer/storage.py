@@ -218,7 +218,17 @@ def _is_marker(key: str) -> bool:
     return key.endswith(("/", "_$folder$"))
 
 
-def _walk(root: Path, recursive: bool) -> Iterator[tuple[str, int]]:
+@dataclass(frozen=True)
+class FileEntry:
+    """A listed file: its URI in the folder's own form, its size, and what changes when its content does
+    without reading it (an S3 object's ETag; a local file's modification time, in nanoseconds)."""
+
+    uri: str
+    size: int
+    version: str
+
+
+def _walk(root: Path, recursive: bool) -> Iterator[FileEntry]:
     """Files under a local folder; links to files are followed, links to folders are not (no file is
     listed twice, no loop). Errors (an unreadable folder) raise."""
     folders = [root]
@@ -229,11 +239,12 @@ def _walk(root: Path, recursive: bool) -> Iterator[tuple[str, int]]:
                     if recursive:
                         folders.append(Path(entry.path))
                 elif entry.is_file():
-                    yield entry.path, entry.stat().st_size
+                    stat = entry.stat()
+                    yield FileEntry(entry.path, stat.st_size, str(stat.st_mtime_ns))
 
 
-def iter_sizes(uri: str, recursive: bool = True) -> Iterator[tuple[str, int]]:
-    """(URI, size in bytes) of every file under a folder, in the folder's own form, streamed page by page.
+def iter_files(uri: str, recursive: bool = True) -> Iterator[FileEntry]:
+    """Every file under a folder, streamed page by page.
 
     `recursive=False` gives only the files directly in the folder. S3 folder markers are not files.
     """
@@ -244,11 +255,18 @@ def iter_sizes(uri: str, recursive: bool = True) -> Iterator[tuple[str, int]]:
         for page in paginator.paginate(Bucket=loc.bucket, Prefix=_folder_prefix(loc.key), **delimiter):
             for obj in page.get("Contents", []):
                 if not _is_marker(obj["Key"]):
-                    yield f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}", obj["Size"]
+                    key = f"{urlparse(uri).scheme}://{loc.bucket}/{obj['Key']}"
+                    yield FileEntry(key, obj["Size"], obj["ETag"].strip('"'))
         return
     root = local_path(uri)
     if root.is_dir():
         yield from _walk(root, recursive)
+
+
+def iter_sizes(uri: str, recursive: bool = True) -> Iterator[tuple[str, int]]:
+    """(URI, size in bytes) of every file under a folder (`iter_files` without the versions)."""
+    for entry in iter_files(uri, recursive):
+        yield entry.uri, entry.size
 
 
 def peek_folders(uri: str, max_files: int | None) -> list[str] | None:

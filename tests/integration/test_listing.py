@@ -33,6 +33,23 @@ def test_every_visible_file_is_listed_once_with_its_length_as_spark_spells_paths
     assert found == expected
 
 
+def test_a_file_rewritten_gets_a_new_version_and_an_untouched_one_keeps_its_own(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The feature store's key: what the listing alone says of a file's content (docs/feature-store.md)."""
+    touch(tmp_path, "A/kept.jpg", "A/rewritten.jpg")
+
+    def versions() -> dict[str, str]:
+        rows = list_input(spark, str(tmp_path), 2).collect()
+        return {r["path"].rsplit("/", 1)[-1]: r["version"] for r in rows}
+
+    before = versions()
+    os.utime(tmp_path / "A" / "rewritten.jpg", ns=(1, 1_000_000_007))
+    after = versions()
+    assert after["kept.jpg"] == before["kept.jpg"] == str((tmp_path / "A" / "kept.jpg").stat().st_mtime_ns)
+    assert after["rewritten.jpg"] == "1000000007" != before["rewritten.jpg"]
+
+
 @pytest.mark.parametrize("depth", [0, listing.MAX_OPEN_DEPTH], ids=["tasks-filter", "driver-prunes"])
 def test_names_are_skipped_by_sparks_rule_at_any_depth(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int

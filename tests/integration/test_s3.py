@@ -81,9 +81,13 @@ def test_the_executors_list_s3_without_folder_markers_or_hidden_keys(
         listing.Folder("s3://listing/in/B", recursive=False),
         listing.Folder("s3://listing/in/Big", recursive=True),
     }
-    found = {r["path"]: r["length"] for r in list_input(spark, "s3://listing/in/", slots=4).collect()}
+    rows = list_input(spark, "s3://listing/in/", slots=4).collect()
     visible = ["in/A/1.jpg", "in/B/x #1.jpg", "in/top.jpg", *(f"in/Big/{i}.jpg" for i in range(5))]
-    assert found == {f"s3://listing/{key}": 3 for key in visible}
+    assert {r["path"]: r["length"] for r in rows} == {f"s3://listing/{key}": 3 for key in visible}
+    etags = {
+        f"s3://listing/{key}": s3.head_object(Bucket="listing", Key=key)["ETag"].strip('"') for key in visible
+    }
+    assert {r["path"]: r["version"] for r in rows} == etags  # the feature store's key
 
 
 def test_workers_read_s3_objects_and_name_one_deleted_after_the_listing(s3) -> None:

@@ -31,8 +31,9 @@ from tests.unit.settings import JOB_SETTINGS
 
 INPUT = "s3://featurizer-data/inbox/flowers/"
 RUN_ID = "flowers-20261124T100000-0a1b2c3d"
-# Job arguments the control plane fills in itself (from the request's input and its own settings).
-SET_BY_THE_CONTROL_PLANE = {"input", "output", "run_id", "weights", "model"}
+# Job arguments the control plane fills in itself (from the request's input, its from_run and its own
+# settings), or leaves to the job: the feature store is the dataset's own, beside its runs.
+SET_BY_THE_CONTROL_PLANE = {"input", "output", "run_id", "weights", "model", "store", "from_run"}
 SCHEMA = RunOptions.model_json_schema()["properties"]
 
 

@@ -1,3 +1,4 @@
+import hashlib
 import io
 
 import cv2
@@ -7,6 +8,7 @@ from PIL import Image
 
 from featurizer.decode import (
     IMAGE_SIZE,
+    PREPROCESSING_VERSION,
     decode_rgb,
     jpeg_reduction,
     jpeg_size,
@@ -14,7 +16,7 @@ from featurizer.decode import (
     resize,
     to_model_input,
 )
-from featurizer.samples import encode
+from featurizer.samples import CLASSES, draw, encode
 from tests.images import bad_files, exif_rotated_jpeg, odd_files, png_bomb, png_bytes, rgb
 
 
@@ -199,4 +201,24 @@ def test_bytes_hiding_a_jpegs_size_from_the_header_walk_hide_it_from_libjpeg_too
     frameless = data[:2] + data[data.index(b"\xff\xda") :]  # a scan with no frame header before it
     assert preprocess(frameless).reason == (
         "corrupt JPEG (no frame header with the image's size before its data)"
+    )
+
+
+# The pixels PREPROCESSING_VERSION gives for a fixed set of generated images (JPEG and PNG, decoded at full
+# and at reduced scale). The feature store reuses features across runs of one version: if this digest
+# changes, so do the features, and PREPROCESSING_VERSION must be raised with it (docs/feature-store.md).
+PIXELS_OF_VERSION = {1: "f4a17a4cc5eb91a058c07b98fd99a25ac5973147958f3833580bbed1c9954b6b"}
+
+
+def test_the_preprocessing_version_names_the_pixels_it_gives() -> None:
+    rng = np.random.default_rng(7)
+    digest = hashlib.sha256()
+    for painter in CLASSES.values():
+        for size, extension in (((100, 100), ".jpg"), ((140, 90), ".png"), ((640, 480), ".jpg")):
+            pixels = preprocess(encode(draw(painter, size, rng), extension)).pixels
+            assert pixels is not None
+            digest.update(pixels.tobytes())
+    assert digest.hexdigest() == PIXELS_OF_VERSION.get(PREPROCESSING_VERSION), (
+        "preprocessing gives other pixels: raise PREPROCESSING_VERSION (spark/featurizer/decode.py) and "
+        "record the new digest here"
     )

@@ -469,3 +469,40 @@ def test_the_request_fixture_is_accepted_as_delivered(
 def test_the_ended_states_are_emr_s_with_success_told_apart_and_a_start_that_failed() -> None:
     # GET /runs answers COMPLETED or FAILED for an EMR SUCCESS (by the flag), START_FAILED for no job run.
     assert (TERMINAL_STATES - {"SUCCESS"}) | {COMPLETED, START_FAILED} == ENDED_STATES
+
+
+def test_a_refit_names_a_completed_run_of_its_dataset_and_the_job_reads_that_run(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str, inbox: str
+) -> None:
+    """Issue 21: `"from_run"` refits from a run's features; a run that has not completed is a 400 naming
+    the field, and starts nothing."""
+    _, first, _ = call(handlers, events.api("POST", "/runs", json.dumps({"input": inbox})), context)
+    refit = json.dumps({"input": inbox, "from_run": first["run_id"], "options": {"pca_k": 5}})
+    status, refused, _ = call(handlers, events.api("POST", "/runs", refit), context)
+    assert status == 400, refused
+    assert refused["field"] == "from_run" and "has not completed" in refused["problem"]
+    status, refused, _ = call(
+        handlers, events.api("POST", "/runs", refit.replace(first["run_id"], "../x")), context
+    )
+    assert status == 400 and refused["field"] == "from_run"
+    unknown = refit.replace(first["run_id"], f"{dataset}-20261124T100000-00000000")
+    assert call(handlers, events.api("POST", "/runs", unknown), context)[0] == 404
+    assert len(local_aws.job_runs(dataset)) == 1  # the first run only
+    emr = local_aws.client("emr-serverless")
+    started = {j["id"] for j in emr.list_job_runs(applicationId=local_aws.application_id)["jobRuns"]}
+
+    local_aws.client("s3").put_object(
+        Bucket="featurizer-data",
+        Key=f"runs/{dataset}/{first['run_id']}/_COMPLETED.json",
+        Body=(EVENTS_DIR / "run_output" / "_COMPLETED.json").read_bytes(),
+    )
+    status, created, _ = call(handlers, events.api("POST", "/runs", refit), context)
+    assert status == 202, created
+    (new,) = {j["id"] for j in emr.list_job_runs(applicationId=local_aws.application_id)["jobRuns"]} - started
+    arguments = emr.get_job_run(applicationId=local_aws.application_id, jobRunId=new)["jobRun"]["jobDriver"][
+        "sparkSubmit"
+    ]["entryPointArguments"]
+    assert arguments[arguments.index("--from-run") + 1] == (
+        f"s3://{local_aws.resources['DataBucket']}/runs/{dataset}/{first['run_id']}/"
+    )
+    assert arguments[-2:] == ["--pca-k", "5"]

@@ -66,7 +66,7 @@ def test_completion_flag_publishes_a_success_message_with_the_real_counts(
         f'Run {run_id} for dataset "{dataset}" finished successfully.\n'
         "\n"
         "Images found:       1312\n"
-        "Images featurized:  1297\n"
+        "Images featurized:  1297 (0 reused from earlier runs, 1297 new; 0 gone from the input since)\n"
         "Images rejected:    15  (listed in rejected.csv)\n"
         "Classes:            7 (train 1035, test 262; fitted on 1035)\n"
         "Accuracy:           96.4 %  (weighted F1 0.963)\n"
@@ -91,7 +91,14 @@ def test_counts_come_from_the_manifest(
     run_id = run["run_id"]
     write_output(local_aws, dataset, run_id, ["metrics.json", "timings.json", "_COMPLETED.json"])
     manifest = json.loads((RUN_OUTPUT / "manifest.json").read_text())
-    manifest["counts"].update(images_found=40, images_featurized=37, images_rejected=3)
+    manifest["counts"].update(
+        images_found=40,
+        images_featurized=37,
+        images_rejected=3,
+        images_reused=30,
+        images_featurized_new=7,
+        images_removed=2,
+    )
     local_aws.client("s3").put_object(
         Bucket="featurizer-data",
         Key=f"runs/{dataset}/{run_id}/manifest.json",
@@ -101,7 +108,10 @@ def test_counts_come_from_the_manifest(
         events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END), context
     )
     (message,) = sns_inbox()
-    assert "Images featurized:  37\n" in message["Message"]
+    assert (
+        "Images featurized:  37 (30 reused from earlier runs, 7 new; 2 gone from the input since)\n"
+        in (message["Message"])
+    )
     assert "Images rejected:    3  (listed in rejected.csv)\n" in message["Message"]
 
 

@@ -1,0 +1,158 @@
+"""The feature store: every image featurized under a dataset's output, kept so no run featurizes it again.
+
+An image is known by what the listing alone tells (its id, from its path under the input, its size, and
+its version: an S3 ETag or a local modification time), in a table of one model file (its sha256) and one
+preprocessing version: rows of another model are never in the table a run reads.
+
+A table is immutable parts plus commits (docs/feature-store.md). A run writes its newly featurized images
+as a part, a folder no reader looks at, then commits it by writing one small JSON file under `commits/`,
+named by the run and a random id: a single PUT, atomic on S3 and (by a rename) on a local disk. Readers
+take the parts that commits name. So a run killed mid-write leaves a part nobody reads, and two runs at
+once add two commits that both stand; an image both featurized is in both, and a reader keeps one.
+When a table holds more than COMPACT_AT commits, a run rewrites the smaller ones as one part, committed
+as superseding them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from featurizer import storage
+from featurizer.decode import PREPROCESSING_VERSION, TOO_MANY_PIXELS
+from featurizer.featurize import FEATURIZED_SCHEMA
+from featurizer.fetch import GONE, TOO_LARGE
+from featurizer.outputs import write_parquet
+
+log = logging.getLogger("featurizer")
+
+KEY = ("image_id", "length", "version")
+# A part holds the rows as featurize wrote them, with what keys them.
+PART_SCHEMA = f"{FEATURIZED_SCHEMA}, length long, version string"
+STORED = (*KEY, "features", "error")
+COMMITS, PARTS = "commits", "parts"
+COMPACT_AT = 16
+# Rejections a run may not repeat (the file was gone, or over a limit the next run may raise) are kept
+# out of what a reader reuses: such a file is read again.
+UNSETTLED_REJECTIONS = (GONE, TOO_LARGE, TOO_MANY_PIXELS)
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """What the store saved a run: the images featurized it reused, those featurized anew (so the two add
+    up to the run's images featurized; rejections it remembers are in neither), and those it holds that
+    the input no longer lists (by image id: an image whose content changed is featurized again)."""
+
+    images_reused: int = 0
+    images_featurized_new: int = 0
+    images_removed: int = 0
+
+    def as_counts(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit file: the part it adds, its rows, and the commits it supersedes (a compaction)."""
+
+    name: str
+    part: str
+    rows: int
+    supersedes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Table:
+    """The store's table for one model file and preprocessing version, under the store's root."""
+
+    uri: str
+
+    @classmethod
+    def for_model(cls, store: str, model_sha256: str) -> Table:
+        return cls(storage.join(store, f"{model_sha256[:16]}-p{PREPROCESSING_VERSION}"))
+
+    def live_commits(self) -> list[Commit]:
+        """The commits whose parts a reader takes: every commit not superseded by another."""
+        files = [entry.uri for entry in storage.iter_files(storage.join(self.uri, COMMITS))]
+        named = [uri for uri in files if uri.endswith(".json") and not _name(uri).startswith(".")]
+        commits = [commit for commit in map(_load, named) if commit is not None]
+        superseded = {name for commit in commits for name in commit.supersedes}
+        return sorted((c for c in commits if c.name not in superseded), key=lambda c: c.name)
+
+    def read(self, spark: SparkSession, commits: list[Commit]) -> DataFrame | None:
+        """The stored rows of `commits` that a run may reuse (STORED columns); None when there are none."""
+        if not commits:
+            return None
+        return self._parts(spark, [c.part for c in commits]).where(_settled(F.col("error"))).select(*STORED)
+
+    def add(self, rows: DataFrame, run_id: str) -> DataFrame:
+        """Write `rows` (PART_SCHEMA) as a new part and commit it; returns the part as read back."""
+        commit = self._commit(rows, _commit_name(run_id))
+        log.info("feature store %s: %s adds %d images", self.uri, commit.name, commit.rows)
+        return self._parts(rows.sparkSession, [commit.part])
+
+    def compact(self, spark: SparkSession, run_id: str) -> Commit | None:
+        """With more than COMPACT_AT live commits, all but the largest rewritten as one part (each image
+        once), committed as superseding them; None when there was nothing to do. The superseded parts
+        stay: a run that read the table before may still be reading them."""
+        commits = self.live_commits()
+        if len(commits) <= COMPACT_AT:
+            return None
+        merged = sorted(commits, key=lambda c: c.rows)[:-1]
+        rows = self._parts(spark, [c.part for c in merged]).where(_settled(F.col("error")))
+        rows = rows.dropDuplicates(list(KEY))
+        commit = self._commit(rows, _commit_name(f"{run_id}-compacted"), tuple(c.name for c in merged))
+        log.info("feature store %s: %d commits compacted into %s", self.uri, len(merged), commit.name)
+        return commit
+
+    def _parts(self, spark: SparkSession, parts: list[str]) -> DataFrame:
+        uris = [storage.spark_uri(storage.join(self.uri, part)) for part in parts]
+        return spark.read.schema(PART_SCHEMA).parquet(*uris)
+
+    def _commit(self, rows: DataFrame, name: str, supersedes: tuple[str, ...] = ()) -> Commit:
+        """`rows` written as the part `name`, then its commit: readers see all of the part or none."""
+        part = f"{PARTS}/{name}"
+        write_parquet(rows, storage.join(self.uri, part))
+        commit = Commit(name, part, self._parts(rows.sparkSession, [part]).count(), supersedes)
+        self._write(commit)
+        return commit
+
+    def _write(self, commit: Commit) -> None:
+        payload = {"part": commit.part, "rows": commit.rows, "supersedes": list(commit.supersedes)}
+        storage.write_json(storage.join(self.uri, COMMITS, f"{commit.name}.json"), payload)
+
+
+def _commit_name(run_id: str) -> str:
+    """Unique, and in the order commits were made (readers list them sorted)."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{run_id}-{uuid.uuid4().hex[:12]}"
+
+
+def _name(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1]
+
+
+def _load(uri: str) -> Commit | None:
+    """A commit file; None (and a warning) for one that cannot be read: the store is a cache, and an
+    image it does not give is featurized again."""
+    try:
+        payload: dict[str, Any] = json.loads(storage.read_bytes(uri))
+        name = _name(uri).removesuffix(".json")
+        return Commit(name, str(payload["part"]), int(payload["rows"]), tuple(payload.get("supersedes", ())))
+    except (ValueError, KeyError, TypeError, storage.StorageError):
+        log.warning("feature store: %s is not a commit, left out", uri, exc_info=True)
+        return None
+
+
+def _settled(error: Column) -> Column:
+    unsettled = [error.startswith(reason) for reason in UNSETTLED_REJECTIONS]
+    condition = unsettled[0]
+    for other in unsettled[1:]:
+        condition = condition | other
+    return error.isNull() | ~condition

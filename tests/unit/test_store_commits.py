@@ -1,0 +1,54 @@
+"""The feature store's commits (docs/feature-store.md), read from files as a run reads them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from featurizer.store import COMMITS, Table
+
+
+def commit(table: Path, name: str, rows: int, supersedes: tuple[str, ...] = ()) -> None:
+    payload = {"part": f"parts/{name}", "rows": rows, "supersedes": list(supersedes)}
+    (table / COMMITS).mkdir(parents=True, exist_ok=True)
+    (table / COMMITS / f"{name}.json").write_text(json.dumps(payload))
+
+
+def test_a_reader_takes_every_commit_no_other_supersedes_in_the_order_they_were_made(tmp_path: Path) -> None:
+    commit(tmp_path, "20261201T000000000000Z-a-1", 100)
+    commit(tmp_path, "20261201T000001000000Z-b-2", 3)
+    commit(tmp_path, "20261201T000002000000Z-c-3", 2)
+    commit(
+        tmp_path,
+        "20261201T000003000000Z-d-compacted-4",
+        5,
+        ("20261201T000001000000Z-b-2", "20261201T000002000000Z-c-3"),
+    )
+    commit(tmp_path, "20261201T000004000000Z-e-5", 1)
+
+    live = Table(str(tmp_path)).live_commits()
+
+    assert [c.name.split("-", 1)[1] for c in live] == ["a-1", "d-compacted-4", "e-5"]
+    assert [c.rows for c in live] == [100, 5, 1]
+
+
+def test_a_commit_being_written_a_broken_one_and_no_commits_give_nothing_to_read(tmp_path: Path) -> None:
+    assert Table(str(tmp_path)).live_commits() == []
+    (tmp_path / COMMITS).mkdir()
+    (tmp_path / COMMITS / ".20261201T000000000000Z-a-1.json.tmp").write_text('{"part": "par')
+    (tmp_path / COMMITS / "20261201T000000000000Z-b-2.json").write_text('{"part": "parts/b"}')  # no rows
+    assert Table(str(tmp_path)).live_commits() == []
+
+
+def test_tables_of_other_models_and_preprocessing_versions_are_other_folders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from featurizer import store
+
+    one = Table.for_model("s3://b/runs/d/_store", "a" * 64)
+    assert one.uri == f"s3://b/runs/d/_store/{'a' * 16}-p{store.PREPROCESSING_VERSION}"
+    assert Table.for_model("s3://b/runs/d/_store", "b" * 64) != one
+    monkeypatch.setattr(store, "PREPROCESSING_VERSION", store.PREPROCESSING_VERSION + 1)
+    assert Table.for_model("s3://b/runs/d/_store", "a" * 64) != one
