@@ -29,7 +29,8 @@ def test_a_drop_of_a_few_hundred_images_starts_one_run_that_completes_and_notifi
     featurized = samples.images - samples.defective
     assert message["Subject"] == f"Featurizer run succeeded: {dataset} ({featurized} images)"
     assert f"Images found:       {found}\n" in message["Message"]
-    assert f"Images featurized:  {featurized}\n" in message["Message"]
+    first_run = f"(0 reused from earlier runs, {featurized} new; 0 gone from the input since)"
+    assert f"Images featurized:  {featurized} {first_run}\n" in message["Message"]
     assert f"Images rejected:    {samples.defective} " in message["Message"]
     assert uploaded == found + samples.other_files
     flag = stack.client("s3").get_object(
