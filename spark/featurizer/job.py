@@ -259,8 +259,8 @@ def _read(listed: DataFrame, options: JobOptions) -> tuple[CatalogSummary, DataF
 @dataclass(frozen=True)
 class Known:
     """The listed images split by the feature store (`table` None without one): those it holds (`reused`,
-    as staged rows, and their count), the rest to featurize, and the images it holds the input no longer
-    lists."""
+    as staged rows), the rest to featurize and their count, and how many images it holds that the input
+    no longer lists."""
 
     table: Table | None
     new: DataFrame
