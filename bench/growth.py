@@ -183,7 +183,7 @@ def lr_sweep(staged: Path) -> list[dict]:
     for reg_param in (0.0, 0.001, 0.01, 0.1):
         for max_iter in (20, 50, 100):
             started = time.perf_counter()
-            model = fit(train, 10, "scaled", reg_param, max_iter)
+            model = fit(train, 10, None, "scaled", reg_param, max_iter)
             seconds = time.perf_counter() - started
             predicted = model.transform(test).where("label = predicted_label").count()
             results.append(

@@ -31,8 +31,10 @@ from common.runs import (
     COMPLETED_FLAG,
     FAILED,
     FAILED_FLAG,
+    REFIT_KEEPS,
     START_FAILED,
     STARTING,
+    RunOptions,
     RunSpec,
     make_run_id,
     output_uri,
@@ -93,6 +95,7 @@ class RunsApi:
             )
         options = request.options
         if request.from_run is not None:
+            _check_refit_options(options, request.from_run)
             self._check_refit_source(dataset, request.from_run, caller)
         fingerprint = hashlib.sha256(
             json.dumps(
@@ -270,3 +273,14 @@ def _not_started(run: dict[str, Any]) -> dict[str, Any]:
         return {"state": STARTING}
     reason = run.get("start_error") or "EMR Serverless started no job run for it (the start did not complete)"
     return {"state": START_FAILED, "failure": {"message": reason}}
+
+
+def _check_refit_options(options: RunOptions, from_run: str) -> None:
+    """A refit keeps its source's split: an option that would choose another is refused, not ignored."""
+    for name in REFIT_KEEPS:
+        if getattr(options, name) is not None:
+            raise InvalidRequestError(
+                f"options.{name}",
+                f"is not taken by a refit: it keeps the train/test split of run {from_run}; leave {name} "
+                "out, or start a run without from_run to split the images again",
+            )

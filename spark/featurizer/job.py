@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property, partial, reduce
+from functools import cached_property, partial
 from typing import Any
 
 from py4j.protocol import Py4JError
@@ -26,6 +26,7 @@ from pyspark import Accumulator, StorageLevel, inheritable_thread_target
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from featurizer import storage
 from featurizer.artifact import ModelArtifact, model_for
@@ -36,12 +37,12 @@ from featurizer.failures import FAILED_FLAG, failure_record
 from featurizer.featurize import FEATURIZED_COLUMNS, FEATURIZED_SCHEMA, featurize
 from featurizer.listing import list_input
 from featurizer.manifest import COMPLETED_FLAG, completion_record, manifest, summary_line, verified_counts
-from featurizer.model import as_features, as_model_input, choose_k, fit
-from featurizer.options import JobOptions, parse_options
+from featurizer.model import as_features, as_model_input, components, fit
+from featurizer.options import REFIT_KEEPS, JobOptions, parse_options
 from featurizer.outputs import read_parquet, scored, write_parquet, write_single_csv
 from featurizer.partitioning import arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.progress import Progress
-from featurizer.refit import NotARefitSource, completed_manifest, listing_of, staged_rows
+from featurizer.refit import NotARefitSource, completed_manifest, copy_outputs, listing_of
 from featurizer.refit import model_of as refit_model
 from featurizer.report import write_report
 from featurizer.selftest import AccessCheck, AccessCheckFailed, access_checks, worker_environments
@@ -104,7 +105,8 @@ def _prepare_refit(options: JobOptions) -> Prepared:
         source = completed_manifest(str(options.from_run), options.run_uri)
     except NotARefitSource as error:
         raise InputError(str(error)) from error
-    settled = replace(options, input=options.input or source["input"])
+    kept = {name: source["options"][name] for name in REFIT_KEEPS}  # its split is the source's
+    settled = replace(options, input=options.input or source["input"], **kept)
     return Prepared(settled, refit_model(source), source=source)
 
 
@@ -184,13 +186,14 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
                 listing, images = listing_kept.enter_context(read_input(spark, options, slots))
                 known = listing_kept.enter_context(_known(run, images, listing.images_found))
             run.replace_outputs()
-            with run.stage("featurize", total=known.new_images):
-                staged = _featurize_new(run, known, slots)
-        try:
-            metrics, described = after_featurization(run, staged, listing)
-        finally:
-            storage.delete_tree(run.staging)
-        return flag(run, metrics, described)
+            try:
+                with run.stage("featurize", total=known.new_images):
+                    staged = _featurize_new(run, known, slots)
+                with run.stage("persist"):
+                    rejected_rows = _persist(run, staged)
+            finally:
+                storage.delete_tree(run.staging)
+        return flag(run, *after_persist(run, listing, rejected_rows))
     except InputError:
         raise
     except Exception as error:
@@ -202,14 +205,12 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
 
 
 def _refit(run: Run, source: dict[str, Any]) -> dict[str, Any]:
-    """A run whose featurized images are another run's (`--from-run`): no image read, no CNN."""
-    with run.stage("read"):
-        staged = staged_rows(run.spark, str(run.options.from_run))
-        listing = listing_of(source)
+    """A run whose featurized images are another run's (`--from-run`): no image read, no CNN; its
+    persist copies the source's features/ and rejected.csv as they are."""
     run.replace_outputs()
-    run.reuse = Reuse(images_reused=source["counts"]["images_featurized"])
-    metrics, described = after_featurization(run, staged, listing)
-    return flag(run, metrics, described)
+    with run.stage("persist"):
+        rejected_rows = copy_outputs(str(run.options.from_run), run.options.run_uri, source)
+    return flag(run, *after_persist(run, listing_of(source), rejected_rows))
 
 
 def after_featurization(
@@ -217,19 +218,27 @@ def after_featurization(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """persist -> fit -> evaluate -> write, from the featurized images as staged; (metrics, manifest).
     bench/growth.py runs these stages alone, on features made up for its sizes."""
-    options = run.options
-    vectors = _vectors(staged)
     with run.stage("persist"):
-        rejected_rows = _persist(run, staged, vectors)
+        rejected_rows = _persist(run, staged)
+    return after_persist(run, listing, rejected_rows)
+
+
+def after_persist(
+    run: Run, listing: CatalogSummary, rejected_rows: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """fit -> evaluate -> write, from the run's features/ as persist wrote them; (metrics, manifest)."""
+    spark = run.spark
+    features = read_parquet(spark, run.uri("features"), _features_schema(spark))
+    vectors = as_model_input(features).drop("features")
     with ThreadPoolExecutor(1, thread_name_prefix="model-writer") as writer:
         with run.stage("fit"):
-            k, model, fitted = _fit(staged, options)
+            model, fitted = _fit(features, run.options)
             saved = _save_in_background(writer, model, run.uri("model"))
         with run.stage("evaluate"):
-            scores = _score(run, model, vectors, k)
+            scores = _score(run, model, vectors)
             metrics = evaluate(model, scores, fitted)
         with run.stage("write"):
-            described = _write(run, vectors, scores, metrics, listing, rejected_rows, saved)
+            described = _write(run, features, scores, metrics, listing, rejected_rows, saved)
     return metrics, described
 
 
@@ -290,17 +299,11 @@ def _known(run: Run, images: DataFrame, count: int) -> Iterator[Known]:
 
 
 def _featurize_new(run: Run, known: Known, slots: int) -> DataFrame:
-    """The featurize stage: the images the store holds copied to the staging Parquet, the others
-    featurized into a new part of the store, committed as soon as it is written (into the staging
-    Parquet, without a store); returns every listed image's row as staged."""
+    """The featurize stage: the images the store lacks featurized into a new part of the store, committed
+    as soon as it is written (into the staging Parquet, without a store); returns every listed image's
+    row, the reused ones as the store holds them (read by persist, in the one pass that writes them)."""
     spark, table = run.spark, known.table
     schema = spark.createDataFrame([], FEATURIZED_SCHEMA).schema
-    staged: list[DataFrame] = []
-    reused = 0
-    if known.reused is not None:
-        write_parquet(known.reused, run.staging)
-        staged.append(read_parquet(spark, run.staging, schema))
-        reused = staged[-1].where(F.col("error").isNull()).count()
     new = spark.createDataFrame([], schema)
     if known.new_images and table is None:
         new = _decode_and_featurize(run, known.new, known.new_images, slots, partial(_stage, run))
@@ -308,18 +311,19 @@ def _featurize_new(run: Run, known: Known, slots: int) -> DataFrame:
         commit = partial(table.add, run_id=run.options.run_id)
         featurized = _decode_and_featurize(run, known.new, known.new_images, slots, commit, STORE_KEY[1:])
         new = featurized.select(*FEATURIZED_COLUMNS)
-        _compact(table, spark, run.options.run_id)
-    run.reuse = Reuse(reused, new.where(F.col("error").isNull()).count(), known.removed)
-    return reduce(DataFrame.unionByName, staged, new)
+        _maintain(table, spark, run.options.run_id)
+    run.reuse = Reuse(new.where(F.col("error").isNull()).count(), known.removed)
+    return new if known.reused is None else known.reused.unionByName(new)
 
 
-def _compact(table: Table, spark: SparkSession, run_id: str) -> None:
-    """Compact the store's table if it is due; a failure is only logged: the table stays as consistent as
-    before, and the next run tries again."""
+def _maintain(table: Table, spark: SparkSession, run_id: str) -> None:
+    """Compact the store's table if it is due, and delete what no reader needs; a failure is only logged:
+    the table stays as consistent as before, and the next run tries again."""
     try:
         table.compact(spark, run_id)
+        table.vacuum(datetime.now(UTC))
     except Exception:
-        log.warning("could not compact the feature store %s", table.uri, exc_info=True)
+        log.warning("could not compact or vacuum the feature store %s", table.uri, exc_info=True)
 
 
 def _stage(run: Run, featurized: DataFrame) -> DataFrame:
@@ -360,53 +364,54 @@ def _decode_and_featurize(
         return write(featurized)
 
 
-def _featurized(staged: DataFrame) -> DataFrame:
-    """The images featurized without error, their features as the model gave them (array<float>)."""
-    return staged.where(F.col("error").isNull()).drop("error")
+def _features(staged: DataFrame) -> DataFrame:
+    """features/ as persist writes it from the staged rows: the images featurized without error, their
+    features as the model gave them (array<float>, declared non-null, as_features's)."""
+    featurized = staged.where(F.col("error").isNull()).drop("error")
+    return as_features(as_model_input(featurized).drop("features"))
 
 
-def _vectors(staged: DataFrame) -> DataFrame:
-    """The featurized images as Spark ML's vectors, what persist and evaluate read, each in one
-    streaming pass over the staging Parquet: nothing in proportion to the input is cached."""
-    return as_model_input(_featurized(staged)).drop("features")
+def _features_schema(spark: SparkSession) -> StructType:
+    return _features(spark.createDataFrame([], FEATURIZED_SCHEMA)).schema
 
 
-def _persist(run: Run, staged: DataFrame, vectors: DataFrame) -> int:
-    """features/ (the model's output, bit for bit) and rejected.csv; returns the rejected count."""
-    write_parquet(as_features(vectors), run.uri("features"))
+def _persist(run: Run, staged: DataFrame) -> int:
+    """features/ (the model's output, bit for bit) and rejected.csv, each in one streaming pass over the
+    staged rows (nothing in proportion to the input is cached); returns the rejected count."""
+    write_parquet(_features(staged), run.uri("features"))
     rejected = staged.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason"))
     return write_single_csv(rejected, run.uri("rejected.csv"), order_by="path")
 
 
-def _fit(staged: DataFrame, options: JobOptions) -> tuple[int, PipelineModel, int]:
-    """The number of components, the pipeline, and the images it was fitted on: a stratified sample of
-    the labelled training images of at most `--fit-max-images` (and `--fit-max-per-class`), cached while
-    the pipeline's stages pass over it. The sample is drawn once and kept on the executors' disks as the
-    model's floats: LogisticRegression caches its own blocks of doubles, and needs the memory."""
-    train = _featurized(staged).where(F.col("label").isNotNull() & (F.col("split") == "train"))
+def _fit(features: DataFrame, options: JobOptions) -> tuple[PipelineModel, int]:
+    """The pipeline, and the images it was fitted on: a stratified sample of the labelled training images
+    of at most `--fit-max-images` (and `--fit-max-per-class`), cached while the pipeline's stages pass
+    over it. The sample is drawn once and kept on the executors' disks as the model's floats:
+    LogisticRegression caches its own blocks of doubles, and needs the memory."""
+    train = features.where(F.col("label").isNotNull() & (F.col("split") == "train"))
     counts = class_counts(train.select("label"), "label")
     quotas = proportional_quotas(counts, options.fit_max_images, options.fit_max_per_class)
     sample = stratified_sample(train, "label", "image_id", quotas, counts, options.seed)
     # Ranked by class, the sample would sit in a few partitions as large as its classes: dealt into
     # partitions of FIT_ROWS_PER_PARTITION, each task (and the copies LogisticRegression keeps) is small.
-    parts = max(task_slots(staged.sparkSession), math.ceil(sum(quotas.values()) / FIT_ROWS_PER_PARTITION))
+    parts = max(task_slots(features.sparkSession), math.ceil(sum(quotas.values()) / FIT_ROWS_PER_PARTITION))
     with _cached(sample.repartition(parts), StorageLevel.DISK_ONLY) as kept:
         fitted = as_model_input(kept).drop("features")
-        k = choose_k(fitted, options.pca_variance) if options.pca_variance else options.pca_k
-        model = fit(fitted, k, options.classify_on, options.reg_param, options.max_iter)
-        return k, model, kept.count()
+        o = options
+        model = fit(fitted, o.pca_k, o.pca_variance, o.classify_on, o.reg_param, o.max_iter)
+        return model, kept.count()
 
 
-def _score(run: Run, model: PipelineModel, vectors: DataFrame, k: int) -> DataFrame:
+def _score(run: Run, model: PipelineModel, vectors: DataFrame) -> DataFrame:
     """pca/: every image predicted and projected in one pass; returns it as read back."""
-    projected = scored(model, vectors, k)
+    projected = scored(model, vectors, components(model))
     write_parquet(projected, run.uri("pca"))
     return read_parquet(run.spark, run.uri("pca"), projected.schema)
 
 
 def _write(
     run: Run,
-    vectors: DataFrame,
+    features: DataFrame,
     scores: DataFrame,
     metrics: dict[str, Any],
     listing: CatalogSummary,
@@ -429,7 +434,7 @@ def _write(
         metrics,
         run.images_through_model.value,
         run.reuse,
-        parquet={"features": as_features(vectors).schema, "pca": scores.schema},
+        parquet={"features": features.schema, "pca": scores.schema},
         csv_rows={"pca_csv": pca_rows, "rejected_csv": rejected_rows},
     )
     described = manifest(

@@ -70,7 +70,7 @@ def verified_counts(
         "images_rejected": rejected,
         "images_unlabelled": listing.images_unlabelled,
         "images_through_model": through_model,
-        **reuse.as_counts(),
+        **reuse.as_counts(featurized),
         "train_images": metrics["train_images"],
         "images_fitted": metrics["images_fitted"],
         "test_images": metrics["test_images"],

@@ -1,7 +1,8 @@
 """Fit: a Spark ML Pipeline StringIndexer -> StandardScaler -> PCA -> LogisticRegression -> IndexToString.
 
-PCA is fitted by `CovariancePCA` (featurizer.pca), which gives Spark ML's own PCAModel in a fraction of
-Spark's time.
+The scaler and PCA are Spark ML's own StandardScalerModel and PCAModel, built from the moments of the
+features (featurizer.pca) that one pass over the sample gives: Spark's StandardScaler.fit and PCA.fit
+would each make their own pass, PCA's in the JVM's LAPACK. Only LogisticRegression iterates over the rows.
 
 The pipeline reads a vector column; `as_model_input` adds it to rows of the `features/` Parquet a run writes
 (array<float>), so `PipelineModel.load(...).transform(as_model_input(features))` predicts.
@@ -11,16 +12,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import IndexToString, StandardScaler, StringIndexer, StringIndexerModel
+from pyspark.ml.feature import (
+    IndexToString,
+    StandardScaler,
+    StandardScalerModel,
+    StringIndexer,
+    StringIndexerModel,
+)
 from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.linalg import DenseVector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from featurizer.options import FEATURE_COUNT
-from featurizer.pca import CovariancePCA
+from featurizer.pca import CovariancePCA, Moments, components_for, moments
 
 # Positions of the fitted stages in the PipelineModel `fit` returns.
 INDEXER_STAGE, PCA_STAGE = 0, 2
@@ -54,12 +60,17 @@ def scaler() -> StandardScaler:
     return StandardScaler(inputCol=FEATURES_VECTOR, outputCol=SCALED, withMean=True, withStd=True)
 
 
-def choose_k(train: DataFrame, variance: float) -> int:
-    """The smallest number of components whose cumulative explained variance reaches `variance`."""
-    pca = CovariancePCA(k=FEATURE_COUNT, inputCol=SCALED, outputCol=PCA_COLUMN)
-    full = Pipeline(stages=[scaler(), pca]).fit(train)
-    cumulative = np.cumsum(full.stages[-1].explainedVariance.toArray())
-    return int(min(np.searchsorted(cumulative, variance - 1e-12) + 1, FEATURE_COUNT))
+def fitted_scaler(found: Moments) -> StandardScalerModel:
+    """What `scaler().fit` gives on the vectors whose moments are `found` (the same unbiased standard
+    deviations, to rounding), with no pass over them."""
+    estimator = scaler()
+    model = estimator._new_java_obj(
+        "org.apache.spark.ml.feature.StandardScalerModel",
+        estimator.uid,
+        DenseVector(found.std()),
+        DenseVector(found.mean),
+    )
+    return estimator._copyValues(StandardScalerModel(model))
 
 
 def index_labels(train: DataFrame) -> StringIndexerModel:
@@ -76,32 +87,45 @@ def index_labels(train: DataFrame) -> StringIndexerModel:
 
 
 def fit(
-    train: DataFrame, k: int, classify_on: Literal["scaled", "pca"], reg_param: float, max_iter: int
+    train: DataFrame,
+    k: int | None,
+    variance: float | None,
+    classify_on: Literal["scaled", "pca"],
+    reg_param: float,
+    max_iter: int,
 ) -> PipelineModel:
-    """Fit on labelled training rows (with `as_model_input` applied): the job's bounded sample of them."""
+    """Fit on labelled training rows (with `as_model_input` applied): the job's bounded sample of them.
+    PCA keeps `k` components, or (with `variance`) the fewest that explain that share of the variance."""
     indexer = index_labels(train)
-    stages = [
-        indexer,
-        scaler(),
-        CovariancePCA(k=k, inputCol=SCALED, outputCol=PCA_COLUMN),
-        LogisticRegression(
-            featuresCol=SCALED if classify_on == "scaled" else PCA_COLUMN,
-            labelCol=LABEL_INDEX,
-            regParam=reg_param,
-            elasticNetParam=0.0,
-            maxIter=max_iter,
-            # Scaled features have unit variance already, so LR's own standardization would change
-            # neither the penalty nor the optimum, only add work; PCA components need it for the penalty
-            # to weigh them alike.
-            standardization=classify_on != "scaled",
-        ),
-        IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=indexer.labels),
-    ]
-    return Pipeline(stages=stages).fit(train)
+    found = moments(train, FEATURES_VECTOR)
+    if found is None:
+        raise NotEnoughData("the training split holds no featurized image")
+    standardized = found.standardized()
+    kept = components_for(standardized, variance) if variance else k
+    pca = CovariancePCA(k=kept, inputCol=SCALED, outputCol=PCA_COLUMN).fit_moments(standardized)
+    prepared = [indexer, fitted_scaler(found), pca]
+    classifier = LogisticRegression(
+        featuresCol=SCALED if classify_on == "scaled" else PCA_COLUMN,
+        labelCol=LABEL_INDEX,
+        regParam=reg_param,
+        elasticNetParam=0.0,
+        maxIter=max_iter,
+        # Scaled features have unit variance already, so LR's own standardization would change neither
+        # the penalty nor the optimum, only add work; PCA components need it for the penalty to weigh
+        # them alike.
+        standardization=classify_on != "scaled",
+    ).fit(PipelineModel(prepared).transform(train))
+    predicted = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=indexer.labels)
+    return PipelineModel([*prepared, classifier, predicted])
 
 
 def class_labels(model: PipelineModel) -> list[str]:
     return list(model.stages[INDEXER_STAGE].labels)
+
+
+def components(model: PipelineModel) -> int:
+    """The number of PCA components the pipeline keeps."""
+    return int(model.stages[PCA_STAGE].getK())
 
 
 def explained_variance(model: PipelineModel) -> list[float]:

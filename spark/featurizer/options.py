@@ -42,6 +42,8 @@ FIT_MAX_PER_CLASS = 50_000
 # LogisticRegression's L2 regularization and L-BFGS iterations, chosen by the sweep there.
 REG_PARAM = 0.01
 MAX_ITER = 50
+# The options that choose the train/test split: a refit keeps its source run's split, so it takes none.
+REFIT_KEEPS = ("test_fraction", "seed")
 # The feature store's folder under --output, beside the runs (docs/feature-store.md).
 STORE_FOLDER = "_store"
 
@@ -274,6 +276,16 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _refit_keeps(prog: str, env: Mapping[str, str], argv: Sequence[str] | None) -> str | None:
+    """The first of REFIT_KEEPS given on the command line (its flag), told apart from its default."""
+    given = build_parser(prog, env)
+    for action in given._actions:
+        if action.dest in REFIT_KEEPS:
+            action.default = argparse.SUPPRESS
+    named = vars(given.parse_args(argv))
+    return next((f"--{name.replace('_', '-')}" for name in REFIT_KEEPS if name in named), None)
+
+
 def parse_options(
     argv: Sequence[str] | None, prog: str = "featurizer run", env: Mapping[str, str] | None = None
 ) -> JobOptions:
@@ -282,6 +294,13 @@ def parse_options(
     args = parser.parse_args(argv)
     if not args.input and not args.from_run:
         parser.error("--input is required: a folder of images (or --from-run, a run to refit)")
+    if args.from_run:
+        refused = _refit_keeps(prog, os.environ if env is None else env, argv)
+        if refused:
+            parser.error(
+                f"{refused} is not taken by a refit (--from-run): a refit keeps its source run's train/test "
+                "split; leave it out, or run without --from-run to split the images again"
+            )
     if args.model and args.engine != "onnx":
         parser.error("--model is an ONNX file for --engine onnx; --engine tensorflow reads --weights")
     pca_k = args.pca_k if args.pca_k is not None or args.pca_variance is not None else 10

@@ -10,6 +10,7 @@ computes each partition's row count, mean and centred cross-products in one matr
 merged in a tree and the driver takes the covariance's eigenvectors. The result is the same model (the
 same components up to sign, the same explained variance) as Spark ML's `PCAModel`: it transforms in
 the JVM and saves and loads as any PCAModel does, so the saved pipeline needs nothing of this project.
+The same moments, standardized, give the PCA of standardized vectors without another pass over them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from py4j.java_gateway import JavaObject
-from pyspark.ml.feature import PCA
+from pyspark.ml.feature import PCA, PCAModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, Row
@@ -47,6 +48,17 @@ class Moments:
         mean = values.mean(axis=0)
         centred = values - mean
         return cls(len(values), mean, centred.T @ centred)
+
+    def std(self) -> np.ndarray:
+        """The columns' unbiased standard deviations, as Spark's StandardScaler takes them."""
+        return np.sqrt(np.diag(self.scatter) / max(self.rows - 1, 1))
+
+    def standardized(self) -> Moments:
+        """The moments of the same vectors centred and divided by their standard deviations, as Spark's
+        StandardScaler(withMean=True, withStd=True) transforms them: a constant column becomes 0."""
+        std = self.std()
+        inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std != 0)
+        return Moments(self.rows, np.zeros_like(self.mean), self.scatter * np.outer(inverse, inverse))
 
     def __add__(self, other: Moments) -> Moments:
         """The moments of both sets together (Chan, Golub and LeVeque's pairwise update): each part is
@@ -134,6 +146,14 @@ def principal_components(found: Moments, k: int) -> tuple[np.ndarray, np.ndarray
     return components * np.sign(largest), variances[order] / variances.sum()
 
 
+def components_for(found: Moments, variance: float) -> int:
+    """The fewest components whose cumulative share of the variance (as `principal_components` gives
+    it) reaches `variance`."""
+    variances = np.sort(np.abs(np.linalg.eigvalsh(found.scatter / (found.rows - 1))))[::-1]
+    cumulative = np.cumsum(variances / variances.sum())
+    return int(min(np.searchsorted(cumulative, variance - 1e-12) + 1, len(variances)))
+
+
 class CovariancePCA(PCA):
     """Spark ML's PCA estimator (same params, same PCAModel) that fits without the JVM's LAPACK.
 
@@ -145,7 +165,14 @@ class CovariancePCA(PCA):
         # Spark's own checks first, with Spark's messages: k > 0, a vector input, a new output column.
         self._transfer_params_to_java()
         self._java_obj.transformSchema(dataset._jdf.schema())
-        found = moments(dataset, self.getInputCol())
+        return self._java_model(moments(dataset, self.getInputCol()))
+
+    def fit_moments(self, found: Moments) -> PCAModel:
+        """The PCAModel of the vectors whose moments are `found`, with no pass over them."""
+        self._transfer_params_to_java()
+        return self._copyValues(self._create_model(self._java_model(found)))
+
+    def _java_model(self, found: Moments | None) -> JavaObject:
         if found is None or found.rows < 2:
             rows = found.rows if found else 0
             raise ValueError(f"PCA needs at least 2 rows to estimate a covariance; it was given {rows}")

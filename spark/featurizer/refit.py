@@ -2,8 +2,8 @@
 write, so that another PCA or classifier setting costs no image read and no CNN.
 
 The completed run's `features/` holds every image it featurized (id, path, label, split, the model's
-floats) and its `rejected.csv` every image it could not; together they are what its featurize stage
-staged, for the very listing its manifest counts.
+floats) and its `rejected.csv` every image it could not, for the very listing its manifest counts: a
+refit copies both and fits on them.
 """
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
 from featurizer import storage
 from featurizer.artifact import ModelArtifact
 from featurizer.catalog import CatalogSummary
-from featurizer.featurize import FEATURIZED_SCHEMA
 from featurizer.manifest import COMPLETED_FLAG
-from featurizer.outputs import CSV_OPTIONS, read_parquet
 
 
 class NotARefitSource(ValueError):
@@ -74,23 +69,10 @@ def listing_of(described: dict[str, Any]) -> CatalogSummary:
     return CatalogSummary(counts["files_found"], counts["images_found"], counts["images_unlabelled"])
 
 
-def staged_rows(spark: SparkSession, from_run: str) -> DataFrame:
-    """The source run's images as its featurize stage staged them (FEATURIZED_SCHEMA)."""
-    features = spark.createDataFrame([], FEATURIZED_SCHEMA).schema["features"].dataType
-    featurized = read_parquet(spark, storage.join(from_run, "features")).select(
-        "image_id", "path", "label", "split", "features", F.lit(None).cast("string").alias("error")
-    )
-    rejected = (
-        spark.read.options(multiLine="true", **CSV_OPTIONS)
-        .schema("path string, reason string")
-        .csv(storage.spark_uri(storage.join(from_run, "rejected.csv")))
-    )
-    unread = rejected.select(
-        F.lit(None).cast("string").alias("image_id"),
-        "path",
-        F.lit(None).cast("string").alias("label"),
-        F.lit(None).cast("string").alias("split"),
-        F.lit(None).cast(features).alias("features"),
-        F.col("reason").alias("error"),
-    )
-    return featurized.unionByName(unread)
+def copy_outputs(from_run: str, run_uri: str, described: dict[str, Any]) -> int:
+    """The source run's features/ and rejected.csv copied into the refit's run, file for file (server-side
+    on S3): they are the refit's featurized and rejected images, byte for byte. Returns the rejected
+    count, the source's, as its manifest read it back from that very file."""
+    storage.copy_tree(storage.join(from_run, "features"), storage.join(run_uri, "features"))
+    storage.copy_file(storage.join(from_run, "rejected.csv"), storage.join(run_uri, "rejected.csv"))
+    return int(described["counts"]["rows"]["rejected_csv"])

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -305,6 +306,16 @@ def list_folders(uri: str) -> list[str]:
     return peek_folders(uri, max_files=None) or []  # never None without a limit
 
 
+def delete_file(uri: str) -> None:
+    """Delete one file; a missing file is not an error."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        with _permission("s3:DeleteObject", loc):
+            s3_client().delete_object(Bucket=loc.bucket, Key=loc.key)
+        return
+    local_path(uri).unlink(missing_ok=True)
+
+
 def delete_tree(uri: str) -> None:
     """Delete a folder and everything under it; a missing folder is not an error, a failed delete is."""
     if is_s3(uri):
@@ -329,6 +340,36 @@ def delete_tree(uri: str) -> None:
     path = local_path(uri)
     if path.exists():
         shutil.rmtree(path)
+
+
+def copy_file(source: str, destination: str) -> None:
+    """Copy one file, between any two locations; S3 to S3 without the bytes passing through here."""
+    if is_s3(source) and is_s3(destination):
+        src, dst = parse_s3(source), parse_s3(destination)
+        with _permission(f"s3:PutObject (and s3:GetObject on {source})", dst):
+            s3_client().copy({"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key)
+    elif is_s3(source):
+        download(source, local_path(destination))
+    elif is_s3(destination):
+        dst = parse_s3(destination)
+        with _permission("s3:PutObject", dst):
+            s3_client().upload_file(str(local_path(source)), dst.bucket, dst.key)
+    else:
+        target = local_path(destination)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local_path(source), target)
+
+
+def copy_tree(source: str, destination: str) -> int:
+    """Copy every file under a folder into another, keeping their relative paths (MAX_CONNECTIONS at a
+    time); returns how many. StorageError if the source holds no file."""
+    root = source.rstrip("/") + "/" if is_s3(source) else f"{local_path(source)}/"
+    names = [entry.uri.removeprefix(root) for entry in iter_files(source)]
+    if not names:
+        raise StorageError(f"{source} holds no file to copy")
+    with ThreadPoolExecutor(MAX_CONNECTIONS, thread_name_prefix="copy") as pool:
+        list(pool.map(lambda name: copy_file(join(source, name), join(destination, name)), names))
+    return len(names)
 
 
 def download(uri: str, destination: Path) -> Path:

@@ -10,7 +10,8 @@ named by the run and a random id: a single PUT, atomic on S3 and (by a rename) o
 take the parts that commits name. So a run killed mid-write leaves a part nobody reads, and two runs at
 once add two commits that both stand; an image both featurized is in both, and a reader keeps one.
 When a table holds more than COMPACT_AT commits, a run rewrites the smaller ones as one part, committed
-as superseding them.
+as superseding them. What no reader can still need (superseded commits and parts no commit names) is
+deleted once it is older than any run can be.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -39,6 +40,9 @@ PART_SCHEMA = f"{FEATURIZED_SCHEMA}, length long, version string"
 STORED = (*KEY, "features", "error")
 COMMITS, PARTS = "commits", "parts"
 COMPACT_AT = 16
+# Longer than any run may read a table: EMR Serverless ends a job run after at most 7 days.
+RETENTION = timedelta(days=8)
+COMMIT_TIME = "%Y%m%dT%H%M%S%fZ"  # how a commit's (and its part's) name begins
 # Rejections a run may not repeat (the file was gone, or over a limit the next run may raise) are kept
 # out of what a reader reuses: such a file is read again.
 UNSETTLED_REJECTIONS = (GONE, TOO_LARGE, TOO_MANY_PIXELS)
@@ -46,16 +50,15 @@ UNSETTLED_REJECTIONS = (GONE, TOO_LARGE, TOO_MANY_PIXELS)
 
 @dataclass(frozen=True)
 class Reuse:
-    """What the store saved a run: the images featurized it reused, those featurized anew (so the two add
-    up to the run's images featurized; rejections it remembers are in neither), and those it holds that
-    the input no longer lists (by image id: an image whose content changed is featurized again)."""
+    """What the store saved a run: the images it featurized anew, and those the store holds that the input
+    no longer lists (by image id: an image whose content changed is featurized again). Every other image
+    featurized was reused (rejections the store remembers are in neither)."""
 
-    images_reused: int = 0
     images_featurized_new: int = 0
     images_removed: int = 0
 
-    def as_counts(self) -> dict[str, int]:
-        return asdict(self)
+    def as_counts(self, images_featurized: int) -> dict[str, int]:
+        return {"images_reused": images_featurized - self.images_featurized_new, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,32 @@ class Table:
 
     def live_commits(self) -> list[Commit]:
         """The commits whose parts a reader takes: every commit not superseded by another."""
-        files = [entry.uri for entry in storage.iter_files(storage.join(self.uri, COMMITS))]
-        named = [uri for uri in files if uri.endswith(".json") and not _name(uri).startswith(".")]
-        commits = [commit for commit in map(_load, named) if commit is not None]
+        commits = self._commits()
         superseded = {name for commit in commits for name in commit.supersedes}
         return sorted((c for c in commits if c.name not in superseded), key=lambda c: c.name)
+
+    def vacuum(self, now: datetime) -> list[str]:
+        """Delete the commits (file, then part) superseded by a compaction made more than RETENTION before
+        `now`, and the parts no commit names that were begun that long ago (a killed run's): no run can
+        still be reading them. Returns the parts deleted."""
+        commits = {commit.name: commit for commit in self._commits()}
+        settled = [c for c in commits.values() if c.supersedes and _made(c.name) < now - RETENTION]
+        doomed = sorted({name for c in settled for name in c.supersedes if name in commits})
+        for name in doomed:
+            storage.delete_file(storage.join(self.uri, COMMITS, f"{name}.json"))
+            storage.delete_tree(storage.join(self.uri, commits[name].part))
+        named = {commit.part for commit in commits.values()}
+        orphans = [
+            f"{PARTS}/{folder}"
+            for folder in storage.list_folders(storage.join(self.uri, PARTS))
+            if f"{PARTS}/{folder}" not in named and _made(folder) < now - RETENTION
+        ]
+        for part in orphans:
+            storage.delete_tree(storage.join(self.uri, part))
+        deleted = [commits[name].part for name in doomed] + orphans
+        if deleted:
+            log.info("feature store %s: %d parts no reader needs deleted", self.uri, len(deleted))
+        return deleted
 
     def read(self, spark: SparkSession, commits: list[Commit]) -> DataFrame | None:
         """The stored rows of `commits` that a run may reuse (STORED columns); None when there are none."""
@@ -112,6 +136,11 @@ class Table:
         log.info("feature store %s: %d commits compacted into %s", self.uri, len(merged), commit.name)
         return commit
 
+    def _commits(self) -> list[Commit]:
+        files = [entry.uri for entry in storage.iter_files(storage.join(self.uri, COMMITS))]
+        named = [uri for uri in files if uri.endswith(".json") and not _name(uri).startswith(".")]
+        return [commit for commit in map(_load, named) if commit is not None]
+
     def _parts(self, spark: SparkSession, parts: list[str]) -> DataFrame:
         uris = [storage.spark_uri(storage.join(self.uri, part)) for part in parts]
         return spark.read.schema(PART_SCHEMA).parquet(*uris)
@@ -131,7 +160,16 @@ class Table:
 
 def _commit_name(run_id: str) -> str:
     """Unique, and in the order commits were made (readers list them sorted)."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{run_id}-{uuid.uuid4().hex[:12]}"
+    return f"{datetime.now(UTC).strftime(COMMIT_TIME)}-{run_id}-{uuid.uuid4().hex[:12]}"
+
+
+def _made(name: str) -> datetime:
+    """When a commit or part was begun, from its name; the far future (never deleted) for a name that
+    does not begin with a time."""
+    try:
+        return datetime.strptime(name[:22], COMMIT_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _name(uri: str) -> str:

@@ -62,8 +62,11 @@ def stratified_sample(
 
     The pre-sample keeps a row when its draw is below (quota + 4 sqrt(quota) + 10) / count: a class falls
     short of its quota only about once in 30,000 samples, and then by a few rows. Classes are looked up
-    in a broadcast table, so thousands of them make no giant expression.
+    in a broadcast table, so thousands of them make no giant expression. When every quota holds its whole
+    class, the sample is the frame itself, and nothing is ranked.
     """
+    if all(quotas.get(label, 0) >= count for label, count in counts.items()):
+        return frame
     limits = [
         (label, min(1.0, (quota + 4 * math.sqrt(quota) + 10) / counts[label]), quota)
         for label, quota in quotas.items()

@@ -5,11 +5,12 @@ import pyarrow as pa
 import pytest
 from pyspark.errors import IllegalArgumentException
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import PCA, PCAModel
+from pyspark.ml.feature import PCA, PCAModel, StandardScalerModel
 from pyspark.ml.linalg import DenseVector
 from pyspark.sql import DataFrame, SparkSession
 
 from featurizer import pca
+from featurizer.model import FEATURES_VECTOR, PCA_COLUMN, SCALED, fitted_scaler, scaler
 from featurizer.pca import CovariancePCA, Moments
 
 
@@ -117,6 +118,41 @@ def test_components_point_their_largest_loading_up_and_save_as_spark_ml_pca(
     first = loaded.transform(frame).orderBy("id").first()
     expected = (np.asarray(first.v) @ components).tolist()
     assert first.p.toArray() == pytest.approx(expected)
+
+
+def test_one_pass_s_moments_give_spark_ml_s_scaler_pca_and_component_count(spark: SparkSession) -> None:
+    values = _correlated(300, 6, seed=5)
+    values[:, 2] = 5.0  # a constant feature: Spark's scaler sends it to 0
+    frame = spark.createDataFrame(
+        [(i, DenseVector(v)) for i, v in enumerate(values)], ["id", FEATURES_VECTOR]
+    )
+    found = pca.moments(frame, FEATURES_VECTOR)
+
+    ours, theirs = fitted_scaler(found), scaler().fit(frame)
+    scaled = theirs.transform(frame)
+    our_pca = CovariancePCA(k=3, inputCol=SCALED, outputCol=PCA_COLUMN).fit_moments(found.standardized())
+    spark_pca = PCA(k=3, inputCol=SCALED, outputCol=PCA_COLUMN).fit(scaled)
+    full = PCA(k=6, inputCol=SCALED).fit(scaled).explainedVariance.toArray()
+
+    assert type(ours) is StandardScalerModel and type(our_pca) is PCAModel
+    assert (ours.getInputCol(), ours.getOutputCol(), ours.getWithMean(), ours.getWithStd()) == (
+        FEATURES_VECTOR,
+        SCALED,
+        True,
+        True,
+    )
+    np.testing.assert_allclose(ours.mean.toArray(), theirs.mean.toArray(), rtol=1e-12)
+    np.testing.assert_allclose(ours.std.toArray(), theirs.std.toArray(), rtol=1e-9)
+    assert ours.std[2] == theirs.std[2] == 0
+    got = np.array([r[SCALED].toArray() for r in ours.transform(frame).orderBy("id").collect()])
+    np.testing.assert_allclose(got, np.array([r[SCALED].toArray() for r in scaled.orderBy("id").collect()]))
+    np.testing.assert_allclose(
+        our_pca.explainedVariance.toArray(), spark_pca.explainedVariance.toArray(), rtol=1e-9
+    )
+    signs = np.sign(np.sum(our_pca.pc.toArray() * spark_pca.pc.toArray(), axis=0))
+    np.testing.assert_allclose(our_pca.pc.toArray(), spark_pca.pc.toArray() * signs, atol=1e-9)
+    for share in (0.5, 0.9, 0.999):
+        assert pca.components_for(found.standardized(), share) == np.searchsorted(np.cumsum(full), share) + 1
 
 
 def test_bad_params_and_too_few_rows_are_refused(spark: SparkSession) -> None:

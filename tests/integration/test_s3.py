@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from featurizer import listing
+from featurizer import listing, storage
 from featurizer.fetch import GONE, read_batches, too_large
 from featurizer.job import execute, prepare
 from featurizer.listing import list_input
@@ -115,3 +115,28 @@ def test_an_object_grown_past_the_byte_cap_is_refused_on_its_size_and_the_others
     (batch,) = read_batches(paths, 32, lengths=[10] + [3] * 20, max_bytes=100)
 
     assert batch == [too_large(101, 100)] + [b"abc"] * 20
+
+
+def test_a_folder_copies_file_for_file_between_s3_and_local_disks(s3, tmp_path: Path) -> None:
+    s3.create_bucket(Bucket="copy")
+    files = {f"part-{index} é#%.parquet": bytes([index]) * (index + 1) for index in range(40)}
+    files["nested/_SUCCESS"] = b""
+    for name, body in files.items():
+        s3.put_object(Bucket="copy", Key=f"runs/a/features/{name}", Body=body)
+
+    copied = storage.copy_tree("s3://copy/runs/a/features", "s3://copy/runs/b/features/")
+    storage.copy_tree("s3://copy/runs/b/features", str(tmp_path / "local"))
+    storage.copy_tree(str(tmp_path / "local"), "s3://copy/runs/c/features")
+
+    assert copied == len(files)
+    for prefix in ("runs/b/features/", "runs/c/features/"):
+        for name, body in files.items():
+            assert s3.get_object(Bucket="copy", Key=prefix + name)["Body"].read() == body
+    local = {
+        path.relative_to(tmp_path / "local").as_posix(): path.read_bytes()
+        for path in (tmp_path / "local").rglob("*")
+        if path.is_file()
+    }
+    assert local == files
+    with pytest.raises(storage.StorageError, match="s3://copy/runs/none holds no file to copy"):
+        storage.copy_tree("s3://copy/runs/none", "s3://copy/runs/d")

@@ -52,3 +52,16 @@ def test_a_training_split_made_by_the_split_draw_still_fills_its_quotas(spark: S
     sample = stratified_sample(train, "label", "image_id", quotas, counts, seed=42)
 
     assert Counter(r["label"] for r in sample.collect()) == quotas
+
+
+def test_quotas_that_hold_every_class_whole_take_the_frame_without_ranking_it(spark: SparkSession) -> None:
+    frame = spark.createDataFrame(
+        [(f"i{i}", f"c{i % 3}") for i in range(300)], "image_id string, label string"
+    )
+    counts = class_counts(frame, "label")
+
+    whole = stratified_sample(frame, "label", "image_id", proportional_quotas(counts, 300, 100), counts, 1)
+    ranked = stratified_sample(frame, "label", "image_id", proportional_quotas(counts, 300, 99), counts, 1)
+
+    assert whole is frame
+    assert Counter(r["label"] for r in ranked.collect()) == {"c0": 99, "c1": 99, "c2": 99}

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from api.requests import RequestValidationError, check_run_id, parse_run_request
 from common.emr import entry_point_arguments
 from common.errors import InvalidRequestError
-from common.runs import COMPLETED_FLAG, FAILED_FLAG, RunOptions, RunSpec, make_run_id, output_uri
+from common.runs import COMPLETED_FLAG, FAILED_FLAG, REFIT_KEEPS, RunOptions, RunSpec, make_run_id, output_uri
 from featurizer.failures import FAILED_FLAG as JOB_FAILED_FLAG
 from featurizer.manifest import COMPLETED_FLAG as JOB_COMPLETED_FLAG
+from featurizer.options import REFIT_KEEPS as JOB_REFIT_KEEPS
 from featurizer.options import JobOptions, build_parser, parse_options
 from tests.unit.settings import JOB_SETTINGS
 
@@ -240,3 +241,13 @@ def test_a_switch_reaches_the_job_as_set(value: bool) -> None:
     assert isinstance(parsed, JobOptions) and parsed.self_test is value
     refused = api({"self_test": "yes"})
     assert isinstance(refused, RequestValidationError) and refused.field == "options.self_test"
+
+
+def test_a_refit_refuses_the_options_that_choose_a_split_on_both_sides() -> None:
+    assert REFIT_KEEPS == JOB_REFIT_KEEPS
+    refit = ["--from-run", "out/r1/", "--output", "out/"]
+    for name in REFIT_KEEPS:
+        refused = job_parses([*refit, f"--{name.replace('_', '-')}", "0.5" if "fraction" in name else "7"])
+        assert f"--{name.replace('_', '-')} is not taken by a refit" in str(refused)
+        assert isinstance(job_parses_option(name, "0.5" if "fraction" in name else "7"), JobOptions)
+    assert isinstance(job_parses([*refit, "--pca-k", "5"]), JobOptions)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from featurizer.store import COMMITS, Table
+from featurizer.store import COMMITS, PARTS, RETENTION, Table
 
 
 def commit(table: Path, name: str, rows: int, supersedes: tuple[str, ...] = ()) -> None:
@@ -52,3 +53,42 @@ def test_tables_of_other_models_and_preprocessing_versions_are_other_folders(
     assert Table.for_model("s3://b/runs/d/_store", "b" * 64) != one
     monkeypatch.setattr(store, "PREPROCESSING_VERSION", store.PREPROCESSING_VERSION + 1)
     assert Table.for_model("s3://b/runs/d/_store", "a" * 64) != one
+
+
+def part(table: Path, name: str) -> Path:
+    folder = table / PARTS / name
+    folder.mkdir(parents=True)
+    (folder / "part-00000.parquet").write_bytes(b"rows")
+    return folder
+
+
+def test_vacuum_deletes_only_what_no_run_can_still_read(tmp_path: Path) -> None:
+    old = "20261101T000000000000Z-a-1"
+    compacted = "20261102T000000000000Z-b-compacted-2"  # supersedes old
+    recent = "20261130T000000000000Z-c-3"
+    fresh = "20261130T000001000000Z-d-compacted-4"  # supersedes compacted and recent
+    for name, rows, supersedes in (
+        (old, 5, ()),
+        (compacted, 5, (old,)),
+        (recent, 1, ()),
+        (fresh, 6, (compacted, recent)),
+    ):
+        part(tmp_path, name)
+        commit(tmp_path, name, rows, supersedes)
+    killed = part(tmp_path, "20261101T000000000000Z-e-5")  # no commit: a run killed a month ago
+    writing = part(tmp_path, "20261130T000002000000Z-f-6")  # no commit yet: a run writing it
+    foreign = part(tmp_path, "not-a-commit")
+    table = Table(str(tmp_path))
+    live = table.live_commits()
+
+    deleted = table.vacuum(datetime(2026, 12, 1, tzinfo=UTC))
+
+    assert deleted == [f"parts/{old}", f"parts/{killed.name}"]
+    assert not (tmp_path / PARTS / old).exists() and not (tmp_path / COMMITS / f"{old}.json").exists()
+    assert not killed.exists() and writing.exists() and foreign.exists()
+    # superseded less than RETENTION ago: a run may still be reading them
+    assert (tmp_path / PARTS / compacted).exists() and (tmp_path / PARTS / recent).exists()
+    assert table.live_commits() == live
+    later = table.vacuum(datetime(2026, 12, 1, tzinfo=UTC) + RETENTION)
+    assert later == [f"parts/{compacted}", f"parts/{recent}", f"parts/{writing.name}"]
+    assert [c.name for c in table.live_commits()] == [fresh] and foreign.exists()
