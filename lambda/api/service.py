@@ -74,6 +74,8 @@ class RunsApi:
     def _planned(self, request: RunRequest) -> tuple[str, str, Plan]:
         """The checked input (URI, dataset) and the plan of a run of it, as far as it was counted."""
         input_uri, prefix, dataset = normalise_input(request.input, self.settings.data_bucket)
+        if request.from_run is not None:
+            _check_refit_options(request.options, request.from_run)
         if request.options.engine == "tensorflow" and self.settings.tensorflow_env_archive_key is None:
             raise InvalidRequestError(
                 "options.engine",
@@ -95,7 +97,6 @@ class RunsApi:
             )
         options = request.options
         if request.from_run is not None:
-            _check_refit_options(options, request.from_run)
             self._check_refit_source(dataset, request.from_run, caller)
         fingerprint = hashlib.sha256(
             json.dumps(

@@ -49,7 +49,7 @@ from featurizer.selftest import AccessCheck, AccessCheckFailed, access_checks, w
 from featurizer.selftest import report as self_test_report
 from featurizer.session import S3ConnectorMissing, local_session, require_s3a, submitted_session
 from featurizer.store import KEY as STORE_KEY
-from featurizer.store import Reuse, Table
+from featurizer.store import Reuse, Table, one_per_key
 from featurizer.stratified import class_counts, proportional_quotas, stratified_sample
 from featurizer.timings import StageTimer
 from featurizer.weights import WeightsUnavailable
@@ -293,7 +293,7 @@ def _known(run: Run, images: DataFrame, count: int) -> Iterator[Known]:
     with _cached(images.join(keys, list(STORE_KEY), "left"), StorageLevel.DISK_ONLY) as flagged:
         new = flagged.where(F.col("_known").isNull()).drop("_known")
         listed = flagged.where(F.col("_known")).select(*STORE_KEY, "path", "label", "split")
-        reused = listed.join(stored, list(STORE_KEY)).dropDuplicates(list(STORE_KEY))
+        reused = one_per_key(listed.join(stored, list(STORE_KEY)))
         removed = keys.select("image_id").distinct().join(images.select("image_id"), "image_id", "left_anti")
         yield Known(table, new, new.count(), reused.select(*FEATURIZED_COLUMNS), removed.count())
 

@@ -45,9 +45,12 @@ class Moments:
 
     @classmethod
     def of(cls, values: np.ndarray) -> Moments:
-        mean = values.mean(axis=0)
-        centred = values - mean
-        return cls(len(values), mean, centred.T @ centred)
+        """Centred on the first row before averaging: a constant column's mean is then exact, and its
+        variance exactly 0 (as Spark's scaler finds it), not rounding's 1e-30."""
+        shifted = values - values[0]
+        offset = shifted.mean(axis=0)
+        centred = shifted - offset
+        return cls(len(values), values[0] + offset, centred.T @ centred)
 
     def std(self) -> np.ndarray:
         """The columns' unbiased standard deviations, as Spark's StandardScaler takes them."""

@@ -344,20 +344,34 @@ def delete_tree(uri: str) -> None:
 
 def copy_file(source: str, destination: str) -> None:
     """Copy one file, between any two locations; S3 to S3 without the bytes passing through here."""
-    if is_s3(source) and is_s3(destination):
-        src, dst = parse_s3(source), parse_s3(destination)
-        with _permission(f"s3:PutObject (and s3:GetObject on {source})", dst):
-            s3_client().copy({"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key)
-    elif is_s3(source):
-        download(source, local_path(destination))
-    elif is_s3(destination):
-        dst = parse_s3(destination)
-        with _permission("s3:PutObject", dst):
-            s3_client().upload_file(str(local_path(source)), dst.bucket, dst.key)
-    else:
-        target = local_path(destination)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_path(source), target)
+    from boto3.exceptions import S3UploadFailedError
+    from boto3.s3.transfer import TransferConfig
+
+    one_stream = TransferConfig(max_concurrency=1)  # copy_tree runs MAX_CONNECTIONS of these at once
+    try:
+        if is_s3(source) and is_s3(destination):
+            src, dst = parse_s3(source), parse_s3(destination)
+            with _permission(f"s3:PutObject (and s3:GetObject on {source})", dst):
+                copied = {"Bucket": src.bucket, "Key": src.key}
+                s3_client().copy(copied, dst.bucket, dst.key, Config=one_stream)
+        elif is_s3(source):
+            with _permission("s3:GetObject", parse_s3(source)):
+                download(source, local_path(destination))
+        elif is_s3(destination):
+            dst = parse_s3(destination)
+            s3_client().upload_file(str(local_path(source)), dst.bucket, dst.key, Config=one_stream)
+        else:
+            target = local_path(destination)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local_path(source), target)
+    except S3UploadFailedError as error:
+        raise StorageError(
+            f"cannot write {destination} (the job's role needs s3:PutObject there): {error}"
+        ) from error
+    except (ClientError, FileNotFoundError) as error:
+        if not is_missing(error):
+            raise
+        raise StorageError(f"cannot copy {source}: it is not there") from error
 
 
 def copy_tree(source: str, destination: str) -> int:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from featurizer import storage
@@ -43,6 +43,7 @@ COMPACT_AT = 16
 # Longer than any run may read a table: EMR Serverless ends a job run after at most 7 days.
 RETENTION = timedelta(days=8)
 COMMIT_TIME = "%Y%m%dT%H%M%S%fZ"  # how a commit's (and its part's) name begins
+LISTINGS = 3  # tries at a whole listing of commits/ while a vacuum deletes in it
 # Rejections a run may not repeat (the file was gone, or over a limit the next run may raise) are kept
 # out of what a reader reuses: such a file is read again.
 UNSETTLED_REJECTIONS = (GONE, TOO_LARGE, TOO_MANY_PIXELS)
@@ -89,20 +90,18 @@ class Table:
 
     def vacuum(self, now: datetime) -> list[str]:
         """Delete the commits (file, then part) superseded by a compaction made more than RETENTION before
-        `now`, and the parts no commit names that were begun that long ago (a killed run's): no run can
-        still be reading them. Returns the parts deleted."""
-        commits = {commit.name: commit for commit in self._commits()}
+        `now`, and the parts no commit file names that were begun that long ago (a killed run's): no run
+        can still be reading them. Returns the parts deleted. With a commit file it cannot read, it
+        deletes no part that file may name."""
+        listed, unreadable = self._listed()
+        commits = {commit.name: commit for commit in listed}
         settled = [c for c in commits.values() if c.supersedes and _made(c.name) < now - RETENTION]
-        doomed = sorted({name for c in settled for name in c.supersedes if name in commits})
+        superseded = {name for c in settled for name in c.supersedes if name in commits}
+        doomed = sorted(name for name in superseded if commits[name].part == f"{PARTS}/{name}")
         for name in doomed:
             storage.delete_file(storage.join(self.uri, COMMITS, f"{name}.json"))
             storage.delete_tree(storage.join(self.uri, commits[name].part))
-        named = {commit.part for commit in commits.values()}
-        orphans = [
-            f"{PARTS}/{folder}"
-            for folder in storage.list_folders(storage.join(self.uri, PARTS))
-            if f"{PARTS}/{folder}" not in named and _made(folder) < now - RETENTION
-        ]
+        orphans = [] if unreadable else self._orphans(listed, now)
         for part in orphans:
             storage.delete_tree(storage.join(self.uri, part))
         deleted = [commits[name].part for name in doomed] + orphans
@@ -111,7 +110,8 @@ class Table:
         return deleted
 
     def read(self, spark: SparkSession, commits: list[Commit]) -> DataFrame | None:
-        """The stored rows of `commits` that a run may reuse (STORED columns); None when there are none."""
+        """The stored rows of `commits` that a run may reuse (STORED columns; a key may be there twice,
+        `one_per_key` keeps one); None when there are none."""
         if not commits:
             return None
         return self._parts(spark, [c.part for c in commits]).where(_settled(F.col("error"))).select(*STORED)
@@ -130,16 +130,39 @@ class Table:
         if len(commits) <= COMPACT_AT:
             return None
         merged = sorted(commits, key=lambda c: c.rows)[:-1]
-        rows = self._parts(spark, [c.part for c in merged]).where(_settled(F.col("error")))
-        rows = rows.dropDuplicates(list(KEY))
+        rows = one_per_key(self._parts(spark, [c.part for c in merged]).where(_settled(F.col("error"))))
         commit = self._commit(rows, _commit_name(f"{run_id}-compacted"), tuple(c.name for c in merged))
         log.info("feature store %s: %d commits compacted into %s", self.uri, len(merged), commit.name)
         return commit
 
+    def _orphans(self, listed: list[Commit], now: datetime) -> list[str]:
+        """The parts no commit file names (by its part or its own name) begun more than RETENTION ago."""
+        named = {commit.part for commit in listed} | {f"{PARTS}/{commit.name}" for commit in listed}
+        folders = storage.list_folders(storage.join(self.uri, PARTS))
+        parts = [f"{PARTS}/{folder}" for folder in folders if _made(folder) < now - RETENTION]
+        return [part for part in parts if part not in named]
+
     def _commits(self) -> list[Commit]:
+        return self._listed()[0]
+
+    def _listed(self) -> tuple[list[Commit], int]:
+        """Every commit file listed and read (and how many could not be read). A file deleted between the
+        listing and its reading (a vacuum) means the table changed: it is listed again, and a vacuum
+        deletes older commits first, so a second listing is whole."""
+        for _ in range(LISTINGS):
+            try:
+                return self._read_listing()
+            except _Vacuumed:
+                continue
+        raise storage.StorageError(
+            f"{storage.join(self.uri, COMMITS)} changed while it was read, {LISTINGS} times: run again"
+        )
+
+    def _read_listing(self) -> tuple[list[Commit], int]:
         files = [entry.uri for entry in storage.iter_files(storage.join(self.uri, COMMITS))]
         named = [uri for uri in files if uri.endswith(".json") and not _name(uri).startswith(".")]
-        return [commit for commit in map(_load, named) if commit is not None]
+        loaded = [_load(uri) for uri in named]
+        return [commit for commit in loaded if commit is not None], loaded.count(None)
 
     def _parts(self, spark: SparkSession, parts: list[str]) -> DataFrame:
         uris = [storage.spark_uri(storage.join(self.uri, part)) for part in parts]
@@ -176,6 +199,10 @@ def _name(uri: str) -> str:
     return uri.rsplit("/", 1)[-1]
 
 
+class _Vacuumed(Exception):
+    """A listed commit file was gone when read."""
+
+
 def _load(uri: str) -> Commit | None:
     """A commit file; None (and a warning) for one that cannot be read: the store is a cache, and an
     image it does not give is featurized again."""
@@ -183,9 +210,20 @@ def _load(uri: str) -> Commit | None:
         payload: dict[str, Any] = json.loads(storage.read_bytes(uri))
         name = _name(uri).removesuffix(".json")
         return Commit(name, str(payload["part"]), int(payload["rows"]), tuple(payload.get("supersedes", ())))
-    except (ValueError, KeyError, TypeError, storage.StorageError):
+    except Exception as error:
+        if storage.is_missing(error):
+            raise _Vacuumed(uri) from error
+        if not isinstance(error, (ValueError, KeyError, TypeError, storage.StorageError)):
+            raise
         log.warning("feature store: %s is not a commit, left out", uri, exc_info=True)
         return None
+
+
+def one_per_key(rows: DataFrame) -> DataFrame:
+    """One row per key (two runs at once may both have featurized an image), a featurized one where there
+    is one: every pass over the result (features/, rejected.csv) then finds the image on the same side."""
+    first = F.row_number().over(Window.partitionBy(*KEY).orderBy(F.col("error").isNotNull()))
+    return rows.withColumn("_first", first).where(F.col("_first") == 1).drop("_first")
 
 
 def _settled(error: Column) -> Column:

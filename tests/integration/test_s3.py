@@ -138,5 +138,7 @@ def test_a_folder_copies_file_for_file_between_s3_and_local_disks(s3, tmp_path: 
         if path.is_file()
     }
     assert local == files
+    with pytest.raises(storage.StorageError, match=r"copy s3://copy/runs/a/gone\.csv: it is not there"):
+        storage.copy_file("s3://copy/runs/a/gone.csv", "s3://copy/runs/b/gone.csv")
     with pytest.raises(storage.StorageError, match="s3://copy/runs/none holds no file to copy"):
         storage.copy_tree("s3://copy/runs/none", "s3://copy/runs/d")

@@ -92,3 +92,32 @@ def test_vacuum_deletes_only_what_no_run_can_still_read(tmp_path: Path) -> None:
     later = table.vacuum(datetime(2026, 12, 1, tzinfo=UTC) + RETENTION)
     assert later == [f"parts/{compacted}", f"parts/{recent}", f"parts/{writing.name}"]
     assert [c.name for c in table.live_commits()] == [fresh] and foreign.exists()
+
+
+def test_vacuum_deletes_no_part_while_a_commit_file_cannot_be_read(tmp_path: Path) -> None:
+    killed = part(tmp_path, "20261101T000000000000Z-a-1")
+    (tmp_path / COMMITS).mkdir()
+    (tmp_path / COMMITS / "20261101T000001000000Z-b-2.json").write_text('{"rows": 3}')  # a newer format?
+
+    assert Table(str(tmp_path)).vacuum(datetime(2026, 12, 31, tzinfo=UTC)) == []
+    assert killed.exists()
+
+
+def test_a_commit_vacuumed_while_the_table_is_listed_is_listed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from featurizer import storage
+
+    old, compaction = "20261101T000000000000Z-a-1", "20261102T000000000000Z-b-compacted-2"
+    commit(tmp_path, old, 5)
+    commit(tmp_path, compaction, 5, (old,))
+    read = storage.read_bytes
+
+    def vacuumed_meanwhile(uri: str, limit: int | None = None) -> bytes:
+        if uri.endswith(f"{old}.json"):
+            (tmp_path / COMMITS / f"{old}.json").unlink()
+        return read(uri, limit)
+
+    monkeypatch.setattr(storage, "read_bytes", vacuumed_meanwhile)
+
+    assert [c.name for c in Table(str(tmp_path)).live_commits()] == [compaction]

@@ -489,6 +489,11 @@ def test_a_refit_names_a_completed_run_of_its_dataset_and_the_job_reads_that_run
     status, refused, _ = call(handlers, events.api("POST", "/runs", resplit), context)
     assert status == 400 and refused["field"] == "options.seed"
     assert "keeps the train/test split of run" in refused["problem"]
+    planned = json.dumps(
+        {"input": inbox, "from_run": first["run_id"], "options": {"seed": 7}, "dry_run": True}
+    )
+    status, refused, _ = call(handlers, events.api("POST", "/runs", planned), context)
+    assert status == 400 and refused["field"] == "options.seed"
     unknown = refit.replace(first["run_id"], f"{dataset}-20261124T100000-00000000")
     assert call(handlers, events.api("POST", "/runs", unknown), context)[0] == 404
     assert len(local_aws.job_runs(dataset)) == 1  # the first run only
