@@ -98,8 +98,7 @@ def fit(
     PCA keeps `k` components, or (with `variance`) the fewest that explain that share of the variance."""
     indexer = index_labels(train)
     found = moments(train, FEATURES_VECTOR)
-    if found is None:
-        raise NotEnoughData("the training split holds no featurized image")
+    assert found is not None  # index_labels has refused a split of fewer than 2 classes
     standardized = found.standardized()
     kept = components_for(standardized, variance) if variance else k
     pca = CovariancePCA(k=kept, inputCol=SCALED, outputCol=PCA_COLUMN).fit_moments(standardized)

@@ -42,7 +42,7 @@ COMMITS, PARTS = "commits", "parts"
 COMPACT_AT = 16
 # Longer than any run may read a table: EMR Serverless ends a job run after at most 7 days.
 RETENTION = timedelta(days=8)
-COMMIT_TIME = "%Y%m%dT%H%M%S%fZ"  # how a commit's (and its part's) name begins
+COMMIT_TIME = "%Y%m%dT%H%M%S%fZ"  # how a commit's (and its part's) name begins, before its first "-"
 LISTINGS = 3  # tries at a whole listing of commits/ while a vacuum deletes in it
 # Rejections a run may not repeat (the file was gone, or over a limit the next run may raise) are kept
 # out of what a reader reuses: such a file is read again.
@@ -84,7 +84,7 @@ class Table:
 
     def live_commits(self) -> list[Commit]:
         """The commits whose parts a reader takes: every commit not superseded by another."""
-        commits = self._commits()
+        commits, _ = self._listed()
         superseded = {name for commit in commits for name in commit.supersedes}
         return sorted((c for c in commits if c.name not in superseded), key=lambda c: c.name)
 
@@ -142,9 +142,6 @@ class Table:
         parts = [f"{PARTS}/{folder}" for folder in folders if _made(folder) < now - RETENTION]
         return [part for part in parts if part not in named]
 
-    def _commits(self) -> list[Commit]:
-        return self._listed()[0]
-
     def _listed(self) -> tuple[list[Commit], int]:
         """Every commit file listed and read (and how many could not be read). A file deleted between the
         listing and its reading (a vacuum) means the table changed: it is listed again, and a vacuum
@@ -190,7 +187,7 @@ def _made(name: str) -> datetime:
     """When a commit or part was begun, from its name; the far future (never deleted) for a name that
     does not begin with a time."""
     try:
-        return datetime.strptime(name[:22], COMMIT_TIME).replace(tzinfo=UTC)
+        return datetime.strptime(name.partition("-")[0], COMMIT_TIME).replace(tzinfo=UTC)
     except ValueError:
         return datetime.max.replace(tzinfo=UTC)
 
@@ -210,13 +207,13 @@ def _load(uri: str) -> Commit | None:
         payload: dict[str, Any] = json.loads(storage.read_bytes(uri))
         name = _name(uri).removesuffix(".json")
         return Commit(name, str(payload["part"]), int(payload["rows"]), tuple(payload.get("supersedes", ())))
-    except Exception as error:
-        if storage.is_missing(error):
-            raise _Vacuumed(uri) from error
-        if not isinstance(error, (ValueError, KeyError, TypeError, storage.StorageError)):
-            raise
+    except (ValueError, KeyError, TypeError, storage.StorageError):
         log.warning("feature store: %s is not a commit, left out", uri, exc_info=True)
         return None
+    except Exception as error:  # botocore's NoSuchKey, or FileNotFoundError
+        if storage.is_missing(error):
+            raise _Vacuumed(uri) from error
+        raise
 
 
 def one_per_key(rows: DataFrame) -> DataFrame:
