@@ -22,7 +22,7 @@ $(STAMP): $(REQUIREMENTS)
 	@java -version >/dev/null 2>&1 || { echo "Java 17 is required by Spark: install a JDK 17 (e.g. openjdk-17-jre-headless)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[tensorflow,spark,dev]" \
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[tensorflow,spark,quantize,dev]" \
 		-r tests/requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -49,7 +49,7 @@ from featurizer.outputs import read_parquet, write_parquet
 from featurizer.partitioning import task_slots
 from featurizer.progress import Progress
 from featurizer.session import MASTER_ENV, local_session
-from featurizer.stratified import draw
+from featurizer.stratified import class_counts, draw
 
 CLUSTER = "local-cluster[2,1,2048]"
 # Each executor's heap: as much per core as EMR gives the template's executors (5g of heap for 4 cores).
@@ -179,11 +179,12 @@ def lr_sweep(staged: Path) -> list[dict]:
     train = frame.where("split = 'train'").cache()
     test = frame.where("split = 'test'").cache()
     train.count(), test.count()
+    labels = class_counts(train, "label")
     results = []
     for reg_param in (0.0, 0.001, 0.01, 0.1):
         for max_iter in (20, 50, 100):
             started = time.perf_counter()
-            model = fit(train, 10, None, "scaled", reg_param, max_iter)
+            model = fit(train, labels, 10, None, "scaled", reg_param, max_iter)
             seconds = time.perf_counter() - started
             predicted = model.transform(test).where("label = predicted_label").count()
             results.append(

@@ -46,12 +46,13 @@ from featurizer.engines import EngineSpec, load_engine
 from featurizer.export import export_onnx
 from featurizer.featurize import featurize
 from featurizer.listing import list_input
-from featurizer.model import SCALED, as_model_input, index_labels, scaler
+from featurizer.model import SCALED, as_model_input, label_indexer, scaler
 from featurizer.options import WEIGHTS_ENV, JobOptions
 from featurizer.outputs import write_parquet
 from featurizer.partitioning import ARROW_ROWS, arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.pca import CovariancePCA
 from featurizer.session import MASTER_ENV, local_session
+from featurizer.stratified import class_counts
 from featurizer.weights import resolve_weights
 
 CORES = os.cpu_count() or 1
@@ -364,7 +365,7 @@ def run_pca(args: argparse.Namespace, work: Path) -> dict:
     spark = local_session()
     features = spark.read.parquet(str(work / "out" / "pca" / "job" / "features"))
     train = as_model_input(features).where(F.col("split") == "train")
-    index_labels(train)  # the job's checks on the split, and its first job in the session
+    label_indexer(class_counts(train, "label"))  # the job's checks on the split, and its first job
     scaled = scaler().fit(train).transform(train).select(SCALED).cache()
     rows = scaled.count()
     estimators = {

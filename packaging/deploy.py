@@ -2,18 +2,19 @@
 
     python packaging/deploy.py --email you@example.com [--stack-name image-featurizer] \
         [--weights imagenet|PATH|s3://...h5] [--architecture X86_64|ARM64] [--with-tensorflow] \
-        [--param Name=Value ...] [--no-self-test]
+        [--with-int8] [--param Name=Value ...] [--no-self-test]
 
 1. checks what it needs before doing anything: the SAM CLI, a running Docker engine (the EMR environment
    is built on Amazon Linux 2023 for the workers' architecture), AWS credentials, and that the template's
    parameters (its defaults, the deployed stack's values, then `--param`) make EMR Serverless workers
    that exist;
-2. builds the ONNX model (packaging/build_model.py) and the packed environment(s) (packaging/Dockerfile);
+2. builds the ONNX model (packaging/build_model.py; with `--with-int8` its INT8 model too, refused
+   before any upload if it fails the quality gate) and the packed environment(s) (packaging/Dockerfile);
 3. creates the stack on the first deploy (its artifacts bucket is part of it);
 4. uploads the entry point, the environment(s), the model and the Keras weights under content-addressed
    keys (`<kind>/<sha256[:16]>/<name>`): an upload never changes what a running job reads;
-5. deploys the stack again with those keys as parameters (without `--with-tensorflow`, none for the
-   TensorFlow environment: an earlier deploy's was built from other code);
+5. deploys the stack again with those keys as parameters (without `--with-tensorflow` or `--with-int8`,
+   none for the TensorFlow environment or the INT8 model: an earlier deploy's was built from other code);
 6. runs the self-test (packaging/selftest.py): a small run through the API, judged PASS or FAIL. The
    deploy is done when it passes (`--no-self-test` skips it; run it later with selftest.py).
 """
@@ -41,6 +42,7 @@ OWN_OPTIONS = {
     "Architecture": "--architecture",
     "EnvArchiveKey": "the build (it uploads the environment it built)",
     "TensorflowEnvArchiveKey": "--with-tensorflow",
+    "Int8ModelKey": "--with-int8",
     "EntryPointKey": "the build (it uploads spark/main.py)",
     "ModelKey": "--weights",
     "WeightsKey": "--weights",
@@ -235,6 +237,11 @@ def main() -> int:
         action="store_true",
         help="also build and upload the TensorFlow environment (engine tensorflow)",
     )
+    parser.add_argument(
+        "--with-int8",
+        action="store_true",
+        help="also build the INT8 model behind its quality gate and upload it (precision int8)",
+    )
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
     parser.add_argument("--no-self-test", action="store_true", help="do not end with a self-test run")
     parser.add_argument(
@@ -257,6 +264,7 @@ def main() -> int:
         "Architecture": args.architecture,
         # Without --with-tensorflow, no TensorFlow environment: not the last deploy's, built from other code.
         "TensorflowEnvArchiveKey": "",
+        "Int8ModelKey": "",
     }
     try:
         parameter_values(args.param)  # a mistyped --param is named before anything else is checked
@@ -271,16 +279,30 @@ def main() -> int:
     assert sam and docker
 
     from build_model import build as build_model
+    from build_model import build_int8_model
 
+    from featurizer.calibration import CalibrationUnavailable
+    from featurizer.quality import QualityGateFailed
     from featurizer.weights import resolve_weights
 
     model = build_model(args.weights, args.dist)
+    int8 = None
+    if args.with_int8:  # before the environments: a model that fails its gate stops the deploy early
+        try:
+            int8, _ = build_int8_model(model)
+        except (CalibrationUnavailable, QualityGateFailed) as error:
+            print(f"error: {error}; nothing was uploaded", file=sys.stderr)
+            return 3
     artifacts = [
         Artifact("EntryPointKey", ROOT / "spark" / "main.py", "job"),
         Artifact("EnvArchiveKey", build_environment(docker, args.architecture, "default", args.dist), "job"),
         Artifact("ModelKey", model, "models", checksum=model.with_name(model.name + ".sha256")),
         Artifact("WeightsKey", resolve_weights(args.weights).path, "models"),
     ]
+    if int8 is not None:
+        artifacts.append(
+            Artifact("Int8ModelKey", int8, "models", checksum=int8.with_name(int8.name + ".sha256"))
+        )
     if args.with_tensorflow:
         archive = build_environment(docker, args.architecture, "tensorflow", args.dist)
         artifacts.append(Artifact("TensorflowEnvArchiveKey", archive, "job"))

@@ -82,6 +82,12 @@ class RunsApi:
                 "this deployment has no TensorFlow environment: leave engine unset (onnx), or deploy again "
                 "with `packaging/deploy.py --with-tensorflow` (x86_64 only)",
             )
+        if request.options.precision == "int8" and self.settings.int8_model_key is None:
+            raise InvalidRequestError(
+                "options.precision",
+                "this deployment has no INT8 model: leave precision unset (fp32), or deploy again with "
+                "`packaging/deploy.py --with-int8`",
+            )
         size = count_objects(
             self.s3, self.settings.data_bucket, prefix, budget_seconds=LISTING_BUDGET_SECONDS
         )

@@ -119,6 +119,7 @@ class JobSettings:
     env_archive_key: str
     tensorflow_env_archive_key: str | None  # None: no TensorFlow environment was deployed
     model_key: str
+    int8_model_key: str | None  # None: no INT8 model was deployed
     weights_key: str
     log_prefix: str
     execution_timeout_minutes: int
@@ -137,6 +138,7 @@ class JobSettings:
             env_archive_key=env("ENV_ARCHIVE_KEY"),
             tensorflow_env_archive_key=env_optional("TENSORFLOW_ENV_ARCHIVE_KEY"),
             model_key=env("MODEL_KEY"),
+            int8_model_key=env_optional("INT8_MODEL_KEY"),
             weights_key=env("WEIGHTS_KEY"),
             log_prefix=env("LOG_PREFIX"),
             execution_timeout_minutes=env_int("EXECUTION_TIMEOUT_MINUTES"),

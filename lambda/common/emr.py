@@ -82,7 +82,7 @@ def entry_point_arguments(run: RunSpec, settings: JobSettings) -> list[str]:
     model = (
         ["--weights", f"s3://{settings.artifacts_bucket}/{settings.weights_key}"]
         if _uses_tensorflow(run)
-        else ["--model", f"s3://{settings.artifacts_bucket}/{settings.model_key}"]
+        else ["--model", f"s3://{settings.artifacts_bucket}/{model_key(run, settings)}"]
     )
     return [
         "--input",
@@ -95,6 +95,15 @@ def entry_point_arguments(run: RunSpec, settings: JobSettings) -> list[str]:
         *(["--from-run", run.from_run_uri] if run.from_run_uri else []),
         *run.options.arguments(),
     ]
+
+
+def model_key(run: RunSpec, settings: JobSettings) -> str:
+    """The ONNX model of the run's precision: the INT8 one only where it was deployed."""
+    if run.options.precision != "int8":
+        return settings.model_key
+    if settings.int8_model_key is None:
+        raise RunStartError(f"run {run.run_id} asks for precision int8, and no INT8 model is deployed")
+    return settings.int8_model_key
 
 
 def environment_archive_key(run: RunSpec, settings: JobSettings) -> str:

@@ -111,6 +111,7 @@ class RunOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     engine: Literal["onnx", "tensorflow"] | None = None
+    precision: Literal["fp32", "int8"] | None = None  # int8: the deployment's Int8ModelKey
     pca_k: int | None = _within(PCA_K_BOUNDS)
     pca_variance: float | None = _within(FRACTION_BOUNDS)
     classify_on: Literal["scaled", "pca"] | None = None
@@ -130,6 +131,8 @@ class RunOptions(BaseModel):
     def _one_pca_setting(self) -> RunOptions:
         if self.pca_k is not None and self.pca_variance is not None:
             raise ValueError("set pca_k or pca_variance, not both")
+        if self.precision == "int8" and self.engine == "tensorflow":
+            raise ValueError("precision int8 is an ONNX model for engine onnx; engine tensorflow runs fp32")
         return self
 
     def arguments(self) -> list[str]:

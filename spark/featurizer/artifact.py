@@ -7,12 +7,15 @@ file it used, and which weights that file came from.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from featurizer import storage
 from featurizer.export import WEIGHTS_SHA256_KEY, WEIGHTS_SOURCE_KEY, export_onnx, keras_feature_model
 from featurizer.options import JobOptions
+from featurizer.quantize import CALIBRATION_KEY, PRECISION_KEY, QUALITY_KEY
 from featurizer.weights import WeightsUnavailable, download_to_cache, resolve_weights, sha256_of
 
 
@@ -27,14 +30,21 @@ class ModelArtifact:
     sha256: str
     weights_source: str
     weights_sha256: str
+    precision: str = "fp32"
+    calibration: str | None = None
+    quality: dict[str, Any] | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        described: dict[str, Any] = {
             "model_file": self.source,
             "model_sha256": self.sha256,
             "weights": self.weights_source,
             "weights_sha256": self.weights_sha256,
+            "precision": self.precision,
         }
+        if self.precision != "fp32":
+            described |= {"calibration": self.calibration, "quality": self.quality}
+        return described
 
 
 def _local_copy(uri: str) -> Path:
@@ -58,8 +68,9 @@ def _expected_sha256(uri: str) -> str | None:
         raise ModelUnavailable(f"{sidecar} cannot be read as a sha256 digest ({error})") from error
 
 
-def onnx_model(uri: str) -> ModelArtifact:
-    """A prebuilt ONNX model, checked against its sha256 file and loadable by onnxruntime."""
+def onnx_model(uri: str, precision: str = "fp32") -> ModelArtifact:
+    """A prebuilt ONNX model, checked against its sha256 file, loadable by onnxruntime and of the
+    precision asked for; an INT8 one only with the quality gate's figures, which it was built behind."""
     import onnxruntime as ort
 
     path = _local_copy(uri)
@@ -72,19 +83,38 @@ def onnx_model(uri: str) -> ModelArtifact:
     except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
         raise ModelUnavailable(f"--model {uri} is not a usable ONNX model ({error})") from error
     custom = metadata.custom_metadata_map
+    built = custom.get(PRECISION_KEY, "fp32")
+    if built != precision:
+        raise ModelUnavailable(
+            f"--model {uri} is an {built} model, but the run asks for --precision {precision}: pass "
+            f"--precision {built}, or the {precision} model"
+        )
+    if built != "fp32" and QUALITY_KEY not in custom:
+        raise ModelUnavailable(
+            f"--model {uri} is an {built} model without quality-gate figures: build it with "
+            "packaging/build_model.py --precision int8, which measures it against fp32"
+        )
     return ModelArtifact(
         path,
         uri,
         digest,
         custom.get(WEIGHTS_SOURCE_KEY, "unknown"),
         custom.get(WEIGHTS_SHA256_KEY, "unknown"),
+        built,
+        custom.get(CALIBRATION_KEY),
+        json.loads(custom[QUALITY_KEY]) if QUALITY_KEY in custom else None,
     )
 
 
 def model_for(options: JobOptions) -> ModelArtifact:
     """What the workers will load for these options; raises WeightsUnavailable with the fix."""
     if options.model:
-        return onnx_model(options.model)
+        return onnx_model(options.model, options.precision)
+    if options.precision != "fp32":
+        raise ModelUnavailable(
+            f"--precision {options.precision} runs a model built for it, passed as --model: build it with "
+            f"packaging/build_model.py --precision {options.precision} (it writes <model>.int8.onnx)"
+        )
     weights = resolve_weights(options.weights)
     if options.engine == "tensorflow":
         keras_feature_model(weights.path)  # a wrong .h5 stops here, not on every worker

@@ -106,8 +106,9 @@ def _prepare_refit(options: JobOptions) -> Prepared:
     except NotARefitSource as error:
         raise InputError(str(error)) from error
     kept = {name: source["options"][name] for name in REFIT_KEEPS}  # its split is the source's
-    settled = replace(options, input=options.input or source["input"], **kept)
-    return Prepared(settled, refit_model(source), source=source)
+    model = refit_model(source)
+    settled = replace(options, input=options.input or source["input"], precision=model.precision, **kept)
+    return Prepared(settled, model, source=source)
 
 
 @dataclass
@@ -398,7 +399,7 @@ def _fit(features: DataFrame, options: JobOptions) -> tuple[PipelineModel, int]:
     with _cached(sample.repartition(parts), StorageLevel.DISK_ONLY) as kept:
         fitted = as_model_input(kept).drop("features")
         o = options
-        model = fit(fitted, o.pca_k, o.pca_variance, o.classify_on, o.reg_param, o.max_iter)
+        model = fit(fitted, quotas, o.pca_k, o.pca_variance, o.classify_on, o.reg_param, o.max_iter)
         return model, kept.count()
 
 

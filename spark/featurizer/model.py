@@ -2,7 +2,8 @@
 
 The scaler and PCA are Spark ML's own StandardScalerModel and PCAModel, built from the moments of the
 features (featurizer.pca) that one pass over the sample gives: Spark's StandardScaler.fit and PCA.fit
-would each make their own pass, PCA's in the JVM's LAPACK. Only LogisticRegression iterates over the rows.
+would each make their own pass, PCA's in the JVM's LAPACK. The indexer is built from the classes the
+sample's quotas name, and only LogisticRegression iterates over the rows.
 
 The pipeline reads a vector column; `as_model_input` adds it to rows of the `features/` Parquet a run writes
 (array<float>), so `PipelineModel.load(...).transform(as_model_input(features))` predicts.
@@ -10,6 +11,7 @@ The pipeline reads a vector column; `as_model_input` adds it to rows of the `fea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pyspark.ml import PipelineModel
@@ -18,7 +20,6 @@ from pyspark.ml.feature import (
     IndexToString,
     StandardScaler,
     StandardScalerModel,
-    StringIndexer,
     StringIndexerModel,
 )
 from pyspark.ml.functions import array_to_vector, vector_to_array
@@ -73,32 +74,36 @@ def fitted_scaler(found: Moments) -> StandardScalerModel:
     return estimator._copyValues(StandardScalerModel(model))
 
 
-def index_labels(train: DataFrame) -> StringIndexerModel:
-    indexer = StringIndexer(
-        inputCol="label", outputCol=LABEL_INDEX, handleInvalid="keep", stringOrderType="alphabetAsc"
-    ).fit(train)
-    if len(indexer.labels) < 2:
-        found = ", ".join(repr(x) for x in indexer.labels) or "none"
+def label_indexer(labels: Iterable[str]) -> StringIndexerModel:
+    """The pipeline's first stage for these classes, as `StringIndexer(stringOrderType="alphabetAsc")`
+    fits it (Java's order: UTF-16 code units), with no pass over the rows that hold them."""
+    ordered = sorted(labels, key=lambda label: label.encode("utf-16-be"))
+    if len(ordered) < 2:
+        found = ", ".join(repr(x) for x in ordered) or "none"
         raise NotEnoughData(
-            f"the training split holds {len(indexer.labels)} class(es) ({found}); a classifier needs at "
+            f"the training split holds {len(ordered)} class(es) ({found}); a classifier needs at "
             "least 2: put each class's images in its own sub-folder of the input"
         )
-    return indexer
+    return StringIndexerModel.from_labels(
+        ordered, inputCol="label", outputCol=LABEL_INDEX, handleInvalid="keep"
+    )
 
 
 def fit(
     train: DataFrame,
+    labels: Iterable[str],
     k: int | None,
     variance: float | None,
     classify_on: Literal["scaled", "pca"],
     reg_param: float,
     max_iter: int,
 ) -> PipelineModel:
-    """Fit on labelled training rows (with `as_model_input` applied): the job's bounded sample of them.
-    PCA keeps `k` components, or (with `variance`) the fewest that explain that share of the variance."""
-    indexer = index_labels(train)
+    """Fit on labelled training rows (with `as_model_input` applied): the job's bounded sample of them,
+    whose classes are `labels`. PCA keeps `k` components, or (with `variance`) the fewest that explain
+    that share of the variance."""
+    indexer = label_indexer(labels)
     found = moments(train, FEATURES_VECTOR)
-    assert found is not None  # index_labels has refused a split of fewer than 2 classes
+    assert found is not None  # label_indexer has refused a split of fewer than 2 classes
     standardized = found.standardized()
     kept = components_for(standardized, variance) if variance else k
     pca = CovariancePCA(k=kept, inputCol=SCALED, outputCol=PCA_COLUMN).fit_moments(standardized)

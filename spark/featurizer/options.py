@@ -14,6 +14,9 @@ WEIGHTS_ENV = "FEATURIZER_WEIGHTS"
 """Environment variable that sets the default of `--weights` (an offline machine points it at a .h5 file)."""
 
 ENGINES = ("onnx", "tensorflow")
+# The feature model's numeric precision: int8 is an ONNX model quantized by packaging/build_model.py
+# behind a quality gate (docs/performance.md); the control plane states it again (lambda/common/runs.py).
+PRECISIONS = ("fp32", "int8")
 FEATURE_COUNT = 1280
 # The control plane states the run-id pattern and these bounds again (lambda/common/runs.py: the planes
 # share no code); tests/unit/test_contract.py proves that both accept the same values. Bounds are
@@ -58,6 +61,7 @@ class JobOptions:
     engine: Literal["onnx", "tensorflow"] = "onnx"
     weights: str = "imagenet"
     model: str | None = None
+    precision: Literal["fp32", "int8"] = "fp32"
     pca_k: int | None = 10
     pca_variance: float | None = None
     classify_on: Literal["scaled", "pca"] = "scaled"
@@ -186,6 +190,13 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="a prebuilt ONNX feature model (path or s3://, from packaging/build_model.py) for the onnx "
         "engine; when given, --weights is not used and TensorFlow is not needed",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="the feature model's precision (default fp32); int8 runs the INT8 model that "
+        "packaging/build_model.py --precision int8 builds, passed as --model",
+    )
     pca = parser.add_mutually_exclusive_group()
     pca.add_argument(
         "--pca-k", type=_number(int, PCA_K_BOUNDS), default=None, help="number of PCA components (default 10)"
@@ -303,6 +314,8 @@ def parse_options(
             )
     if args.model and args.engine != "onnx":
         parser.error("--model is an ONNX file for --engine onnx; --engine tensorflow reads --weights")
+    if args.precision == "int8" and args.engine != "onnx":
+        parser.error("--precision int8 is an ONNX model for --engine onnx; --engine tensorflow runs fp32")
     pca_k = args.pca_k if args.pca_k is not None or args.pca_variance is not None else 10
     return JobOptions(
         input=args.input or "",
@@ -311,6 +324,7 @@ def parse_options(
         engine=args.engine,
         weights=args.weights,
         model=args.model,
+        precision=args.precision,
         pca_k=pca_k,
         pca_variance=args.pca_variance,
         classify_on=args.classify_on,

@@ -61,6 +61,9 @@ def model_of(described: dict[str, Any]) -> ModelArtifact:
         sha256=model["model_sha256"],
         weights_source=model["weights"],
         weights_sha256=model["weights_sha256"],
+        precision=model.get("precision", "fp32"),  # runs from before INT8 models were all fp32
+        calibration=model.get("calibration"),
+        quality=model.get("quality"),
     )
 
 

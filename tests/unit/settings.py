@@ -26,6 +26,7 @@ JOB_SETTINGS = JobSettings(
     env_archive_key="job/env-3f2a.tar.gz",
     tensorflow_env_archive_key="job/env-tf-77b0.tar.gz",
     model_key="models/model-5e6f.onnx",
+    int8_model_key="models/model-5e6f.int8.onnx",
     weights_key="models/weights-9c1d.h5",
     log_prefix="logs/",
     execution_timeout_minutes=120,

@@ -176,6 +176,21 @@ def test_both_sides_refuse_two_pca_settings() -> None:
     assert "not allowed with argument" in str(both)
 
 
+def test_both_sides_refuse_int8_with_the_tensorflow_engine() -> None:
+    refused = api({"precision": "int8", "engine": "tensorflow"})
+    assert isinstance(refused, RequestValidationError) and refused.field == "options"
+    assert "precision int8 is an ONNX model" in refused.problem
+    both = job_parses(["--input", INPUT, "--output", "out/", "--engine", "tensorflow", "--precision", "int8"])
+    assert "--precision int8 is an ONNX model" in str(both)
+
+
+def test_an_int8_run_reads_the_deployed_int8_model() -> None:
+    parsed = job_parses(job_arguments(RunOptions(precision="int8")))
+    assert isinstance(parsed, JobOptions) and parsed.precision == "int8"
+    assert parsed.model == f"s3://{JOB_SETTINGS.artifacts_bucket}/{JOB_SETTINGS.int8_model_key}"
+    assert job_parses(job_arguments(RunOptions())).model.endswith(JOB_SETTINGS.model_key)
+
+
 @given(name=st.sampled_from(sorted(NUMBERS)), value=st.integers() | st.floats())
 def test_any_json_number_is_taken_by_both_sides_or_by_neither(name: str, value: int | float) -> None:
     """Any size, NaN and the infinities included (Python's json writes them, pydantic reads them)."""

@@ -203,7 +203,8 @@ BAD_REQUESTS = [
     pytest.param('{"input": "{inbox}", "colour": "red"}', 400, "colour", "unknown field", id="unknown-field"),
     pytest.param(
         '{"input": "{inbox}", "options": {"pca_components": 10}}',
-        400, "options.pca_components", "unknown option; the options are: engine, pca_k", id="unknown-option",
+        400, "options.pca_components", "unknown option; the options are: engine, precision, pca_k",
+        id="unknown-option",
     ),
     pytest.param(
         '{"input": "{inbox}", "options": {"pca_k": "10"}}',
@@ -221,6 +222,14 @@ BAD_REQUESTS = [
     pytest.param(
         '{"input": "{inbox}", "options": {"engine": "tensorflow"}}',
         400, "options.engine", "this deployment has no TensorFlow environment", id="tensorflow-not-deployed",
+    ),
+    pytest.param(
+        '{"input": "{inbox}", "options": {"precision": "int8"}}',
+        400, "options.precision", "this deployment has no INT8 model", id="int8-not-deployed",
+    ),
+    pytest.param(
+        '{"input": "{inbox}", "options": {"precision": "int8", "engine": "tensorflow"}}',
+        400, "options", "precision int8 is an ONNX model for engine onnx", id="int8-with-tensorflow",
     ),
     pytest.param(
         '{"input": "{inbox}", "options": {"pca_k": 0}}',

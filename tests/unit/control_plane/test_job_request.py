@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from common.emr import spark_submit_parameters, start_job_run_request
+from common.errors import RunStartError
 from common.plan import InputSize, Sizing, plan_run
 from common.runs import RunOptions, RunSpec, client_token, make_run_id
 from local.spark_submit import parse_parameters
@@ -107,6 +108,28 @@ def test_the_default_engine_gets_the_onnx_model_and_the_environment_without_tens
     assert driver["sparkSubmitParameters"].startswith(
         "--conf spark.archives=s3://featurizer-artifacts/job/env-3f2a.tar.gz#environment "
     )
+
+
+def test_an_int8_run_gets_the_int8_model_and_none_is_started_where_it_is_not_deployed() -> None:
+    run = RunSpec(
+        run_id="flowers-20261124T100500-3f9a1c2e",
+        dataset="flowers",
+        input_uri="s3://featurizer-data/inbox/flowers/",
+        output_uri="s3://featurizer-data/runs/flowers/",
+        options=RunOptions(precision="int8"),
+        trigger="api",
+    )
+
+    arguments = start_job_run_request(run, SETTINGS)["jobDriver"]["sparkSubmit"]["entryPointArguments"]
+
+    assert arguments[6:] == [
+        "--model",
+        "s3://featurizer-artifacts/models/model-5e6f.int8.onnx",
+        "--precision",
+        "int8",
+    ]
+    with pytest.raises(RunStartError, match="asks for precision int8, and no INT8 model is deployed"):
+        start_job_run_request(run, replace(SETTINGS, int8_model_key=None))
 
 
 def test_default_options_pass_no_optional_arguments() -> None:
