@@ -4,6 +4,8 @@ costs in quality.
     .venv/bin/python bench/int8.py --fp32 dist/mobilenet_v2_features_<sha>.onnx \
         [--int8 dist/mobilenet_v2_features_<sha>.int8.onnx]     # speed: (a) and (b), fp32 and INT8
     .venv/bin/python bench/int8.py --fp32 ... --sensitivity      # quality: which layers keep 16 bits
+    .venv/bin/python bench/int8.py --fp32 ... --int8 ... --small-crops   # the gate on harder views
+    .venv/bin/python bench/int8.py --fp32 ... --int8 ... --profile   # where each model's time goes
 
 Without --int8 the INT8 model is built from --fp32 as `build_model.py --precision int8` builds it (its
 gate figures are printed either way). Speed: (a) the bare ONNX engine on preprocessed tensors, one
@@ -16,10 +18,12 @@ Runtime's uint8 x int8 kernels use.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +31,8 @@ import onnx
 import performance
 import workloads
 
-from featurizer.calibration import default_calibration, default_validation
-from featurizer.quality import cosines, features
+from featurizer.calibration import VALIDATION_PHOTOS, default_calibration, default_validation, photo_views
+from featurizer.quality import cosines, features, measure
 from featurizer.quantize import QUALITY_KEY, quantize
 from featurizer.session import local_session
 
@@ -95,6 +99,44 @@ def sensitivity(fp32: Path, work: Path, batch_size: int) -> list[dict]:
     return rows
 
 
+def small_crops(fp32: Path, int8: Path) -> dict:
+    """The gate's figures on views of 5-35% of each side of the validation photos: harder than its own."""
+    spark = local_session()
+    try:
+        quality = measure(spark, fp32, int8, photo_views(VALIDATION_PHOTOS, 64, salt=3, crops=(0.05, 0.35)))
+    finally:
+        spark.stop()
+    return quality.as_dict() | {"failures": quality.failures()}
+
+
+def profile(models: dict[str, Path], work: Path, batch_size: int) -> dict:
+    """Images/s of one process, one thread, and each operator's share of its time (ONNX Runtime's
+    profiler), on the validation images."""
+    import onnxruntime as ort
+
+    images = default_validation().images
+    results = {}
+    for name, model in models.items():
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        options.enable_profiling, options.profile_file_prefix = True, str(work / f"profile-{name}")
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        feed = session.get_inputs()[0].name
+        batches = [images[i : i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
+        session.run(None, {feed: batches[0]})
+        started = time.perf_counter()
+        for batch in batches * 3:
+            session.run(None, {feed: batch})
+        rate = len(batches) * 3 * batch_size / (time.perf_counter() - started)
+        spent: collections.Counter = collections.Counter()
+        for event in json.loads(Path(session.end_profiling()).read_text()):
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                spent[event["args"]["op_name"]] += event["dur"]
+        total = sum(spent.values())
+        results[name] = {"images_per_s": rate, "shares": {op: t / total for op, t in spent.most_common(6)}}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,6 +148,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "featurizer-int8")
     parser.add_argument("--sensitivity", action="store_true", help="quality of each variant instead")
+    parser.add_argument("--small-crops", action="store_true", help="the gate on harder views instead")
+    parser.add_argument("--profile", action="store_true", help="a per-operator profile instead")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -119,6 +163,13 @@ def main() -> None:
                 f"{row['variant']:<38}{row['median_cosine']:>12.4f}{row['p1_cosine']:>10.4f}{row['mb']:>7.1f}"
                 f"{rate:>11.1f}{rate / fp32_rate:>9.2f}"
             )
+    elif args.small_crops or args.profile:
+        int8 = args.int8 or build_int8_model(args.fp32)[0]
+        if args.small_crops:
+            results = small_crops(args.fp32, int8)
+        else:
+            results = profile({"fp32": args.fp32, "int8": int8}, args.work, args.batch_size)
+        print(json.dumps(results, indent=2, sort_keys=True))
     else:
         int8 = args.int8 or build_int8_model(args.fp32)[0]
         results = {"gate": gate_figures(int8)} | speed(args, args.work, int8)

@@ -26,6 +26,7 @@ CALIBRATION_VIEWS = 20  # per photo: 260 images
 VALIDATION_VIEWS = 32  # per photo: 192 images, 6 classes
 MAX_PER_FOLDER = 256  # images read from a user's folder (each class folder, for validation)
 SEED = 0
+CROPS = (0.35, 1.0)  # a view's share of each side of its photo
 
 
 class CalibrationUnavailable(ValueError):
@@ -56,13 +57,15 @@ def _photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def _views(image: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Random crops (35-100% of each side, aspect within 0.8-1.25), mirror flips and exposures of an
-    image, resized as the job resizes."""
+def _views(
+    image: np.ndarray, count: int, rng: np.random.Generator, crops: tuple[float, float]
+) -> list[np.ndarray]:
+    """Random crops (a share of each side within `crops`, aspect within 0.8-1.25), mirror flips and
+    exposures of an image, resized as the job resizes."""
     height, width = image.shape[:2]
     views = []
     for _ in range(count):
-        scale = rng.uniform(0.35, 1.0)
+        scale = rng.uniform(*crops)
         rows = min(height, max(32, int(height * scale)))
         cols = min(width, max(32, int(width * scale * rng.uniform(0.8, 1.25))))
         top, left = rng.integers(0, height - rows + 1), rng.integers(0, width - cols + 1)
@@ -74,14 +77,19 @@ def _views(image: np.ndarray, count: int, rng: np.random.Generator) -> list[np.n
     return views
 
 
-def photo_views(photos: Sequence[str], per_photo: int, salt: int) -> ImageSet:
+def photo_views(
+    photos: Sequence[str], per_photo: int, salt: int, crops: tuple[float, float] = CROPS
+) -> ImageSet:
     """`per_photo` views of each named photo, labelled by the photo; the same for the same arguments."""
     rng = np.random.default_rng([SEED, salt])
     images, labels = [], []
     for name in photos:
-        images += _views(_photo(name), per_photo, rng)
+        images += _views(_photo(name), per_photo, rng, crops)
         labels += [name] * per_photo
-    source = f"scikit-image photos {', '.join(photos)}: {per_photo} views each (seed {SEED}, salt {salt})"
+    source = (
+        f"scikit-image photos {', '.join(photos)}: {per_photo} views each, crops of "
+        f"{crops[0]:.0%}-{crops[1]:.0%} of a side (seed {SEED}, salt {salt})"
+    )
     return ImageSet(to_model_input(np.stack(images)), tuple(labels), source)
 
 
