@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -109,27 +110,35 @@ def small_crops(fp32: Path, int8: Path) -> dict:
     return quality.as_dict() | {"failures": quality.failures()}
 
 
-def profile(models: dict[str, Path], work: Path, batch_size: int) -> dict:
-    """Images/s of one process, one thread, and each operator's share of its time (ONNX Runtime's
-    profiler), on the validation images."""
+def _session(model: Path, profile_prefix: Path | None = None) -> Any:
     import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    if profile_prefix is not None:
+        options.enable_profiling, options.profile_file_prefix = True, str(profile_prefix)
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def profile(models: dict[str, Path], work: Path, batch_size: int) -> dict:
+    """Images/s of one process, one thread (timed without the profiler), and each operator's share of its
+    time (ONNX Runtime's profiler, in a session of its own), on the validation images."""
     images = default_validation().images
+    batches = [images[i : i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
     results = {}
     for name, model in models.items():
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-        options.enable_profiling, options.profile_file_prefix = True, str(work / f"profile-{name}")
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        feed = session.get_inputs()[0].name
-        batches = [images[i : i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
-        session.run(None, {feed: batches[0]})
+        timed = _session(model)
+        feed = timed.get_inputs()[0].name
+        timed.run(None, {feed: batches[0]})
         started = time.perf_counter()
         for batch in batches * 3:
-            session.run(None, {feed: batch})
+            timed.run(None, {feed: batch})
         rate = len(batches) * 3 * batch_size / (time.perf_counter() - started)
+        profiled = _session(model, work / f"profile-{name}")
+        for batch in batches:
+            profiled.run(None, {feed: batch})
         spent: collections.Counter = collections.Counter()
-        for event in json.loads(Path(session.end_profiling()).read_text()):
+        for event in json.loads(Path(profiled.end_profiling()).read_text()):
             if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
                 spent[event["args"]["op_name"]] += event["dur"]
         total = sum(spent.values())
@@ -147,9 +156,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "featurizer-int8")
-    parser.add_argument("--sensitivity", action="store_true", help="quality of each variant instead")
-    parser.add_argument("--small-crops", action="store_true", help="the gate on harder views instead")
-    parser.add_argument("--profile", action="store_true", help="a per-operator profile instead")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--sensitivity", action="store_true", help="quality of each variant instead")
+    mode.add_argument("--small-crops", action="store_true", help="the gate on harder views instead")
+    mode.add_argument("--profile", action="store_true", help="a per-operator profile instead")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

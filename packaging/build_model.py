@@ -24,6 +24,7 @@ from typing import Any
 from featurizer.calibration import (
     CalibrationUnavailable,
     ImageSet,
+    check_apart,
     default_calibration,
     default_validation,
     folder_images,
@@ -53,11 +54,11 @@ def build_int8(spark: Any, fp32: Path, calibration: ImageSet, validation: ImageS
         quantize(fp32, calibration, candidate)
         quality = measure(spark, fp32, candidate, validation)
         check(quality)
+        record_quality(candidate, quality.as_dict())
+        candidate.replace(target)
     except BaseException:
         candidate.unlink(missing_ok=True)
         raise
-    record_quality(candidate, quality.as_dict())
-    candidate.replace(target)
     return _with_digest(target), quality.as_dict()
 
 
@@ -98,10 +99,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.precision == "fp32" and (args.calibration or args.validation):
         parser.error("--calibration and --validation are for --precision int8")
-    if args.calibration and args.validation and args.calibration.resolve() == args.validation.resolve():
-        parser.error("--calibration and --validation must differ: the gate measures images not calibrated on")
     started = time.perf_counter()
     try:
+        check_apart(args.calibration, args.validation)
         model = build(args.weights, args.output)
         print(f"{model} ({model.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
         if args.precision == "int8":

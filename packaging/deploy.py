@@ -2,14 +2,16 @@
 
     python packaging/deploy.py --email you@example.com [--stack-name image-featurizer] \
         [--weights imagenet|PATH|s3://...h5] [--architecture X86_64|ARM64] [--with-tensorflow] \
-        [--with-int8] [--param Name=Value ...] [--no-self-test]
+        [--with-int8 [--int8-calibration DIR] [--int8-validation DIR]] [--param Name=Value ...] \
+        [--no-self-test]
 
 1. checks what it needs before doing anything: the SAM CLI, a running Docker engine (the EMR environment
    is built on Amazon Linux 2023 for the workers' architecture), AWS credentials, and that the template's
    parameters (its defaults, the deployed stack's values, then `--param`) make EMR Serverless workers
    that exist;
-2. builds the ONNX model (packaging/build_model.py; with `--with-int8` its INT8 model too, refused
-   before any upload if it fails the quality gate) and the packed environment(s) (packaging/Dockerfile);
+2. builds the ONNX model (packaging/build_model.py; with `--with-int8` its INT8 model too, calibrated
+   and validated on your folders if given, refused before any upload if it fails the quality gate) and
+   the packed environment(s) (packaging/Dockerfile);
 3. creates the stack on the first deploy (its artifacts bucket is part of it);
 4. uploads the entry point, the environment(s), the model and the Keras weights under content-addressed
    keys (`<kind>/<sha256[:16]>/<name>`): an upload never changes what a running job reads;
@@ -242,6 +244,12 @@ def main() -> int:
         action="store_true",
         help="also build the INT8 model behind its quality gate and upload it (precision int8)",
     )
+    parser.add_argument(
+        "--int8-calibration", type=Path, help="with --with-int8: a folder of images to calibrate it on"
+    )
+    parser.add_argument(
+        "--int8-validation", type=Path, help="with --with-int8: a folder of class folders to validate it on"
+    )
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
     parser.add_argument("--no-self-test", action="store_true", help="do not end with a self-test run")
     parser.add_argument(
@@ -252,8 +260,12 @@ def main() -> int:
         help="a template parameter for sam deploy, e.g. --param MaxExecutors=40 (repeatable)",
     )
     args = parser.parse_args()
+    if not args.with_int8 and (args.int8_calibration or args.int8_validation):
+        parser.error("--int8-calibration and --int8-validation are for --with-int8")
 
     import boto3
+
+    from featurizer.calibration import CalibrationUnavailable, check_apart
 
     session = boto3.Session()
     sam = os.environ.get("SAM_CLI") or shutil.which("sam")
@@ -268,12 +280,13 @@ def main() -> int:
     }
     try:
         parameter_values(args.param)  # a mistyped --param is named before anything else is checked
+        check_apart(args.int8_calibration, args.int8_validation)
         sam_overrides(parameters)
         check_variants(args.architecture, args.with_tensorflow)
         check_prerequisites(sam, docker, session.get_credentials(), session.region_name)
         cloudformation = session.client("cloudformation")
         check_sizing(parameter_values(args.param, deployed_parameters(cloudformation, args.stack_name)))
-    except PrerequisiteMissing as error:
+    except (PrerequisiteMissing, CalibrationUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     assert sam and docker
@@ -281,7 +294,6 @@ def main() -> int:
     from build_model import build as build_model
     from build_model import build_int8_model
 
-    from featurizer.calibration import CalibrationUnavailable
     from featurizer.quality import QualityGateFailed
     from featurizer.weights import resolve_weights
 
@@ -289,7 +301,7 @@ def main() -> int:
     int8 = None
     if args.with_int8:  # before the environments: a model that fails its gate stops the deploy early
         try:
-            int8, _ = build_int8_model(model)
+            int8, _ = build_int8_model(model, args.int8_calibration, args.int8_validation)
         except (CalibrationUnavailable, QualityGateFailed) as error:
             print(f"error: {error}; nothing was uploaded", file=sys.stderr)
             return 3

@@ -283,11 +283,12 @@ def _not_started(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_refit_options(options: RunOptions, from_run: str) -> None:
-    """A refit keeps its source's split: an option that would choose another is refused, not ignored."""
+    """A refit keeps its source's split and features: an option that would choose others is refused, not
+    ignored."""
     for name in REFIT_KEEPS:
         if getattr(options, name) is not None:
             raise InvalidRequestError(
                 f"options.{name}",
-                f"is not taken by a refit: it keeps the train/test split of run {from_run}; leave {name} "
-                "out, or start a run without from_run to split the images again",
+                f"is not taken by a refit: it keeps the train/test split and features of run {from_run}; "
+                f"leave {name} out, or start a run without from_run to featurize and split the images again",
             )

@@ -48,8 +48,9 @@ FIT_MAX_IMAGES_BOUNDS = (10, 10**9)
 FIT_MAX_PER_CLASS_BOUNDS = (1, 10**9)
 REG_PARAM_BOUNDS = (0.0, 1000.0)
 MAX_ITER_BOUNDS = (1, 1000)
-# The options that choose the train/test split: a refit keeps its source run's split, so it takes none.
-REFIT_KEEPS = ("test_fraction", "seed")
+# The options that choose the train/test split or the features: a refit keeps its source run's, so it
+# takes none of them (the job's copy is spark/featurizer/options.py's; a contract test compares them).
+REFIT_KEEPS = ("test_fraction", "seed", "engine", "precision")
 
 
 def is_valid_dataset(name: str) -> bool:

@@ -89,11 +89,7 @@ def onnx_model(uri: str, precision: str = "fp32") -> ModelArtifact:
             f"--model {uri} is an {built} model, but the run asks for --precision {precision}: pass "
             f"--precision {built}, or the {precision} model"
         )
-    if built != "fp32" and QUALITY_KEY not in custom:
-        raise ModelUnavailable(
-            f"--model {uri} is an {built} model without quality-gate figures: build it with "
-            "packaging/build_model.py --precision int8, which measures it against fp32"
-        )
+    quality = _quality(uri, built, custom.get(QUALITY_KEY))
     return ModelArtifact(
         path,
         uri,
@@ -102,8 +98,24 @@ def onnx_model(uri: str, precision: str = "fp32") -> ModelArtifact:
         custom.get(WEIGHTS_SHA256_KEY, "unknown"),
         built,
         custom.get(CALIBRATION_KEY),
-        json.loads(custom[QUALITY_KEY]) if QUALITY_KEY in custom else None,
+        quality,
     )
+
+
+def _quality(uri: str, built: str, recorded: str | None) -> dict | None:
+    """The quality gate's figures an INT8 model was built behind, which a run must be able to report."""
+    if built == "fp32":
+        return None
+    try:
+        quality = json.loads(recorded) if recorded is not None else None
+    except json.JSONDecodeError:
+        quality = None
+    if not isinstance(quality, dict):
+        raise ModelUnavailable(
+            f"--model {uri} is an {built} model without readable quality-gate figures: build it with "
+            "packaging/build_model.py --precision int8, which measures it against fp32"
+        )
+    return quality
 
 
 def model_for(options: JobOptions) -> ModelArtifact:

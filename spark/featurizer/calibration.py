@@ -25,6 +25,7 @@ VALIDATION_PHOTOS = ("chelsea", "hubble_deep_field", "immunohistochemistry", "re
 CALIBRATION_VIEWS = 20  # per photo: 260 images
 VALIDATION_VIEWS = 32  # per photo: 192 images, 6 classes
 MAX_PER_FOLDER = 256  # images read from a user's folder (each class folder, for validation)
+MIN_PER_CLASS = 10  # a validation class folder's images: enough that its split has train and test images
 SEED = 0
 CROPS = (0.35, 1.0)  # a view's share of each side of its photo
 
@@ -101,6 +102,19 @@ def default_validation() -> ImageSet:
     return photo_views(VALIDATION_PHOTOS, VALIDATION_VIEWS, salt=2)
 
 
+def check_apart(calibration: Path | None, validation: Path | None) -> None:
+    """Refuses folders that share images (one is the other, or inside it): the gate must measure images
+    the model was not calibrated on."""
+    if calibration is None or validation is None:
+        return
+    one, other = calibration.resolve(), validation.resolve()
+    if one == other or one in other.parents or other in one.parents:
+        raise CalibrationUnavailable(
+            f"calibration {calibration} and validation {validation} overlap: the quality gate measures "
+            "images the model was not calibrated on, so give two folders, neither inside the other"
+        )
+
+
 def folder_images(folder: Path, labelled: bool) -> ImageSet:
     """Up to MAX_PER_FOLDER images of `folder` (of each class sub-folder when `labelled`), in name order;
     files that do not decode are skipped, as a run rejects them."""
@@ -110,6 +124,11 @@ def folder_images(folder: Path, labelled: bool) -> ImageSet:
     images, labels = [], []
     for group in groups:
         pictures = _decoded(sorted(group.rglob("*")))
+        if labelled and len(pictures) < MIN_PER_CLASS:
+            raise CalibrationUnavailable(
+                f"{group} holds {len(pictures)} images that decode: each validation class folder needs at "
+                f"least {MIN_PER_CLASS}, so the gate's classifier has images to train and test on"
+            )
         images += pictures
         labels += [group.name] * len(pictures)
     if labelled and len({*labels}) < 2:

@@ -105,9 +105,12 @@ def _prepare_refit(options: JobOptions) -> Prepared:
         source = completed_manifest(str(options.from_run), options.run_uri)
     except NotARefitSource as error:
         raise InputError(str(error)) from error
-    kept = {name: source["options"][name] for name in REFIT_KEEPS}  # its split is the source's
     model = refit_model(source)
-    settled = replace(options, input=options.input or source["input"], precision=model.precision, **kept)
+    # Its split and features are the source's; a manifest from before an option existed has its default.
+    kept = {name: source["options"][name] for name in REFIT_KEEPS if name in source["options"]}
+    settled = replace(
+        options, **{**kept, "input": options.input or source["input"], "precision": model.precision}
+    )
     return Prepared(settled, model, source=source)
 
 

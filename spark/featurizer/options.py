@@ -45,8 +45,9 @@ FIT_MAX_PER_CLASS = 50_000
 # LogisticRegression's L2 regularization and L-BFGS iterations, chosen by the sweep there.
 REG_PARAM = 0.01
 MAX_ITER = 50
-# The options that choose the train/test split: a refit keeps its source run's split, so it takes none.
-REFIT_KEEPS = ("test_fraction", "seed")
+# The options that choose the train/test split or the features: a refit keeps its source run's, so it
+# takes none of them (the control plane's copy is lambda/common/runs.py's; a contract test compares them).
+REFIT_KEEPS = ("test_fraction", "seed", "engine", "precision")
 # The feature store's folder under --output, beside the runs (docs/feature-store.md).
 STORE_FOLDER = "_store"
 
@@ -310,7 +311,8 @@ def parse_options(
         if refused:
             parser.error(
                 f"{refused} is not taken by a refit (--from-run): a refit keeps its source run's train/test "
-                "split; leave it out, or run without --from-run to split the images again"
+                "split and features; leave it out, or run without --from-run to featurize and split the "
+                "images again"
             )
     if args.model and args.engine != "onnx":
         parser.error("--model is an ONNX file for --engine onnx; --engine tensorflow reads --weights")

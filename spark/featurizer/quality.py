@@ -6,6 +6,7 @@ A model below any threshold is refused with every figure, so a user sees how far
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from featurizer.calibration import ImageSet
+from featurizer.calibration import MIN_PER_CLASS, CalibrationUnavailable, ImageSet
 
 MIN_MEDIAN_COSINE = 0.98
 MIN_P1_COSINE = 0.95
@@ -91,6 +92,13 @@ def classifier_accuracy(spark: Any, vectors: np.ndarray, labels: tuple[str, ...]
     split = as_model_input(frame.withColumn("split", F.when(test, "test").otherwise("train"))).cache()
     try:
         train = split.where("split = 'train'")
+        tested, trained_on = split.where("split = 'test'").count(), train.select("label").distinct().count()
+        if not tested or trained_on < len({*labels}):
+            raise CalibrationUnavailable(
+                f"the validation set is too small to measure a classifier on: its {GATE_TEST_FRACTION:.0%} "
+                f"test split holds {tested} images and its training split {trained_on} of "
+                f"{len({*labels})} classes; give each class folder at least {MIN_PER_CLASS} images"
+            )
         model = fit(
             train,
             sorted({*labels}),
@@ -102,10 +110,9 @@ def classifier_accuracy(spark: Any, vectors: np.ndarray, labels: tuple[str, ...]
         )
         scored = model.transform(split.where("split = 'test'"))
         right = scored.where(F.col(PREDICTED_LABEL) == F.col("label")).count()
-        total = scored.count()
     finally:
         split.unpersist()
-    return right / total, total
+    return right / tested, tested
 
 
 def measure(spark: Any, fp32: Path, int8: Path, validation: ImageSet) -> Quality:
@@ -128,6 +135,7 @@ def check(quality: Quality) -> None:
     failed = quality.failures()
     if failed:
         raise QualityGateFailed(
-            "the INT8 model fails the quality gate: " + "; ".join(failed) + f" (on {quality.validation}). "
-            "Calibrate on images like yours (--calibration), or run with --precision fp32"
+            "the INT8 model fails the quality gate: " + "; ".join(failed) + f". All its figures: "
+            f"{json.dumps(quality.as_dict(), sort_keys=True)}. Calibrate on images like yours "
+            "(--calibration), or run with --precision fp32"
         )

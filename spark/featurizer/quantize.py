@@ -123,5 +123,8 @@ def record_quality(target: Path, quality: Mapping[str, Any]) -> None:
 def _save(model: Any, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    partial.write_bytes(model.SerializeToString())
-    os.replace(partial, target)
+    try:
+        partial.write_bytes(model.SerializeToString())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -258,11 +258,20 @@ def test_a_switch_reaches_the_job_as_set(value: bool) -> None:
     assert isinstance(refused, RequestValidationError) and refused.field == "options.self_test"
 
 
-def test_a_refit_refuses_the_options_that_choose_a_split_on_both_sides() -> None:
+def test_a_refit_refuses_the_options_that_choose_its_split_or_features_on_both_sides() -> None:
     assert REFIT_KEEPS == JOB_REFIT_KEEPS
     refit = ["--from-run", "out/r1/", "--output", "out/"]
-    for name in REFIT_KEEPS:
-        refused = job_parses([*refit, f"--{name.replace('_', '-')}", "0.5" if "fraction" in name else "7"])
+    values: dict[str, int | float | str] = {
+        "test_fraction": 0.5,
+        "seed": 7,
+        "engine": "tensorflow",
+        "precision": "int8",
+    }
+    assert set(values) == set(REFIT_KEEPS)
+    for name, value in values.items():
+        accepted = api({name: value})
+        assert isinstance(accepted, RunOptions)
+        refused = job_parses([*refit, *job_arguments(accepted)])
         assert f"--{name.replace('_', '-')} is not taken by a refit" in str(refused)
-        assert isinstance(job_parses_option(name, "0.5" if "fraction" in name else "7"), JobOptions)
+        assert isinstance(job_parses_option(name, as_argument(value)), JobOptions)
     assert isinstance(job_parses([*refit, "--pca-k", "5"]), JobOptions)

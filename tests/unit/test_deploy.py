@@ -189,3 +189,25 @@ def test_sam_reads_the_overrides_as_given_an_empty_value_too() -> None:
 def test_a_value_sam_would_read_as_its_own_quoting_is_refused() -> None:
     with pytest.raises(deploy.PrerequisiteMissing, match="Label: a parameter value cannot hold a quote"):
         deploy.sam_overrides({"Label": 'say "hi"'})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        (["--int8-calibration", "photos"], "are for --with-int8"),
+        (["--with-int8", "--int8-calibration", "photos", "--int8-validation", "photos/cats"], "overlap"),
+    ],
+)
+def test_int8_folders_are_checked_before_any_prerequisite_or_build(
+    arguments: list[str], refusal: str, tmp_path: Path
+) -> None:
+    (tmp_path / "photos" / "cats").mkdir(parents=True)
+    refused = subprocess.run(
+        [sys.executable, ROOT / "packaging" / "deploy.py", "--email", "a@example.com", *arguments],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
+    assert "AWS SAM CLI" not in refused.stderr, "named before the prerequisites are checked"

@@ -497,7 +497,7 @@ def test_a_refit_names_a_completed_run_of_its_dataset_and_the_job_reads_that_run
     resplit = json.dumps({"input": inbox, "from_run": first["run_id"], "options": {"seed": 7}})
     status, refused, _ = call(handlers, events.api("POST", "/runs", resplit), context)
     assert status == 400 and refused["field"] == "options.seed"
-    assert "keeps the train/test split of run" in refused["problem"]
+    assert "keeps the train/test split and features of run" in refused["problem"]
     planned = json.dumps(
         {"input": inbox, "from_run": first["run_id"], "options": {"seed": 7}, "dry_run": True}
     )
