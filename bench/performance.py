@@ -3,7 +3,6 @@
     FEATURIZER_WEIGHTS=../shared/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 \
         .venv/bin/python bench/performance.py            # the table (56 minutes in the last run on 2 cores)
         .venv/bin/python bench/performance.py --tune     # the settings sweep behind the job's defaults
-        .venv/bin/python bench/performance.py --decode   # JPEG decoding: full vs reduced scale
         .venv/bin/python bench/performance.py --pca      # fit's PCA: Spark ML's against the job's
 
   (a) engine    the bare ONNX engine on preprocessed tensors: no decoding, no Spark; one process per
@@ -32,7 +31,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import cv2
 import notebook_baseline
 import numpy as np
 import workloads
@@ -41,7 +39,7 @@ from pyspark.ml.feature import PCA
 from pyspark.sql import functions as F
 
 from featurizer.catalog import catalog, summarize
-from featurizer.decode import preprocess, resize, to_model_input
+from featurizer.decode import preprocess, to_model_input
 from featurizer.engines import EngineSpec, load_engine
 from featurizer.export import export_onnx
 from featurizer.featurize import featurize
@@ -330,32 +328,6 @@ def run_sweep(args: argparse.Namespace, work: Path, model_file: Path) -> dict:
     return {"sweep": sweep}
 
 
-def run_decode(work: Path) -> dict:
-    """Milliseconds per photo to 224x224 RGB: full-size decode + resize vs the job's reduced decode."""
-
-    def full(data: bytes) -> np.ndarray:
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        return resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-
-    rows = {}
-    print(f"\n{'photo':>12}{'kB':>8}{'full ms':>10}{'job ms':>9}{'speed-up':>10}")
-    for size in ((1600, 1200), (4000, 3000)):
-        folder = workloads.images(work / f"decode-{size[0]}x{size[1]}", 20, size)
-        photos = [path.read_bytes() for path in sorted(folder.rglob("*.jpg"))]
-        timed = {}
-        for name, decode in (("full", full), ("job", lambda data: preprocess(data).pixels)):
-            start = time.perf_counter()
-            for data in photos * 3:
-                decode(data)
-            timed[name] = (time.perf_counter() - start) / (3 * len(photos)) * 1000
-        kb = sum(map(len, photos)) / len(photos) / 1000
-        speed_up = timed["full"] / timed["job"]
-        label = f"{size[0]}x{size[1]}"
-        print(f"{label:>12}{kb:>8.0f}{timed['full']:>10.1f}{timed['job']:>9.1f}{speed_up:>9.1f}x")
-        rows[f"{size[0]}x{size[1]}"] = timed
-    return {"decode_ms": rows}
-
-
 def run_pca(args: argparse.Namespace, work: Path) -> dict:
     """Seconds to fit fit's PCA stage (k=10) on the job's own scaled training features of `--images`
     100x100 JPEGs: Spark ML's PCA and the job's CovariancePCA, `--rounds` times each, in alternating
@@ -407,7 +379,6 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--tune", action="store_true", help="run the settings sweep instead of the table")
-    parser.add_argument("--decode", action="store_true", help="time JPEG decoding instead of the table")
     parser.add_argument("--pca", action="store_true", help="time fit's PCA, Spark ML's and the job's")
     args = parser.parse_args()
     if args.rounds < 1:
@@ -415,9 +386,7 @@ def main() -> None:
     weights = resolve_weights(os.environ.get(WEIGHTS_ENV) or "imagenet")
     model_file = export_onnx(weights)
     args.work.mkdir(parents=True, exist_ok=True)
-    if args.decode:
-        results = run_decode(args.work)
-    elif args.pca:
+    if args.pca:
         results = run_pca(args, args.work)
     elif args.tune:
         results = run_sweep(args, args.work, model_file)

@@ -64,11 +64,13 @@ def decode_rgb(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         raise DecodeError("empty file (0 bytes)")
     buffer = np.frombuffer(data, dtype=np.uint8)
     if data.startswith(JPEG_MAGIC):
-        # A JPEG cut short still decodes, with its missing rows painted grey: refuse it instead.
+        # A JPEG cut short still decodes, with its missing rows painted grey: refuse it instead. Its end
+        # marker is looked for from the end, and its scan found by the header walk: not by a search of
+        # megabytes of image data.
         end = data.rfind(_JPEG_EOI)
-        if end == -1 or end < data.rfind(_JPEG_SOS):
+        size, scan = _jpeg_header(data)
+        if end == -1 or (scan is not None and end < scan):
             raise DecodeError("truncated JPEG (no end-of-image marker after the image data)")
-        size = jpeg_size(data)
         if size is None:  # libjpeg cannot decode it either
             raise DecodeError("corrupt JPEG (no frame header with the image's size before its data)")
         _check_pixels(size, max_pixels)
@@ -108,13 +110,20 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from the JPEG's start-of-frame segment, or None if there is none before the scan.
+    """(height, width) from the JPEG's start-of-frame segment, or None if there is none before the scan."""
+    return _jpeg_header(data)[0]
+
+
+def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int | None]:
+    """The size its start-of-frame segment gives (None if there is none before the scan) and where its
+    first scan starts (None if no scan follows the header).
 
     Bytes between segments are skipped as libjpeg skips them ("extraneous bytes before marker"), so a
     header padded to hide its size from this walk hides it from libjpeg too.
     """
+    size = None
     index = 2
-    while index + 9 <= len(data):
+    while index + 4 <= len(data):
         if data[index] != 0xFF:
             index += 1
             continue
@@ -125,12 +134,12 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker in _JPEG_STANDALONE or marker == 0x00:  # 0x00: a stuffed 0xFF, not a marker
             index += 2
             continue
-        if marker in _JPEG_SOF:
-            return int.from_bytes(data[index + 5 : index + 7]), int.from_bytes(data[index + 7 : index + 9])
         if marker == _JPEG_SOS[1]:
-            return None
+            return size, index
+        if marker in _JPEG_SOF and size is None and index + 9 <= len(data):
+            size = int.from_bytes(data[index + 5 : index + 7]), int.from_bytes(data[index + 7 : index + 9])
         index += 2 + int.from_bytes(data[index + 2 : index + 4])
-    return None
+    return size, None
 
 
 def jpeg_reduction(data: bytes) -> int:

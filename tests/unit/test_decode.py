@@ -9,6 +9,7 @@ from PIL import Image
 from featurizer.decode import (
     IMAGE_SIZE,
     PREPROCESSING_VERSION,
+    DecodeError,
     decode_rgb,
     jpeg_reduction,
     jpeg_size,
@@ -149,6 +150,23 @@ def test_progressive_jpegs_and_exif_orientation_survive_reduced_decoding() -> No
     assert jpeg_reduction(data) == 2
     assert shown.shape[:2] == (600, 300)
     assert shown[10, 150, 0] > 200 and shown[-10, 150, 2] > 200  # turned: red on top, blue below
+
+
+def test_a_cut_jpeg_is_refused_though_an_embedded_preview_or_an_earlier_scan_is_whole() -> None:
+    """The end marker must follow the image's own first scan: a preview's end marker (phones embed one
+    in an APP segment) or a progressive JPEG's scans before the cut do not make it whole."""
+    buffer = io.BytesIO()
+    Image.fromarray(_photo(120, 160)).save(buffer, "JPEG", quality=90)
+    preview = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.fromarray(_photo(960, 1280)).save(buffer, "JPEG", progressive=True, quality=90)
+    photo = buffer.getvalue()
+    with_preview = photo[:2] + b"\xff\xe2" + (len(preview) + 2).to_bytes(2) + preview + photo[2:]
+
+    assert decode_rgb(with_preview).shape == (240, 320, 3)  # the photo at 1/4 scale, not its preview
+    for cut in (with_preview[: len(with_preview) * 3 // 4], photo[: len(photo) * 3 // 4]):
+        with pytest.raises(DecodeError, match="truncated JPEG"):
+            decode_rgb(cut)
 
 
 def test_a_jpeg_header_that_cannot_be_walked_falls_back_to_a_full_decode() -> None:
