@@ -38,6 +38,7 @@ SIZES = ((1600, 1200), (4000, 3000))
 # Enough photos that (b) runs for tens of seconds a round, so the stage's fixed costs (listing, tasks)
 # weigh little, as at a user's scale; drawn once (12 MP ones take about 1 s each) and reused.
 COUNTS = {(1600, 1200): 1200, (4000, 3000): 160}
+STAGE_PHOTOS = 40  # timed step by step
 
 
 def per_image_ms(step: Callable[[Any], Any], inputs: list, repeats: int = 3) -> tuple[float, list]:
@@ -53,7 +54,7 @@ def full_decode(data: bytes) -> np.ndarray:
 
 
 def stages(model: Path, folder: Path, batch_size: int) -> dict:
-    paths = sorted(folder.rglob("*.jpg"))[:40]
+    paths = sorted(folder.rglob("*.jpg"))[:STAGE_PHOTOS]
     engine = OnnxEngine(model, threads=1)
     ms: dict[str, float] = {}
     ms["read"], contents = per_image_ms(Path.read_bytes, paths)
@@ -75,7 +76,7 @@ def stages(model: Path, folder: Path, batch_size: int) -> dict:
     similarity = cosines(reduced_features, full_features)
     return {
         "kb_per_image": sum(map(len, contents)) / len(contents) / 1000,
-        "reduction": decoded[0].shape[:2],
+        "decoded_at": decoded[0].shape[:2],
         "ms_per_image": ms,
         "ceiling_b_over_a": ms["infer"] / (ms["infer"] + preparing),
         "parity": {
@@ -118,12 +119,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "featurizer-photos")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.rounds < 1 or not 1 <= args.batch_size <= STAGE_PHOTOS // 2:
+        parser.error(f"--rounds must be at least 1 and --batch-size 1 to {STAGE_PHOTOS // 2}")
     folders = {f"{w}x{h}": workloads.images(args.work / f"{w}x{h}", COUNTS[(w, h)], (w, h)) for w, h in SIZES}
     results: dict[str, Any] = {"stages": {}}
     print(f"{performance.CORES} cores; stages: ms per image, one process, one thread")
     for name, folder in folders.items():
         measured = results["stages"][name] = stages(args.model, folder, args.batch_size)
-        print(f"\n{name} JPEGs, {measured['kb_per_image']:.0f} kB, decoded at {measured['reduction']}")
+        print(f"\n{name} JPEGs, {measured['kb_per_image']:.0f} kB, decoded at {measured['decoded_at']}")
         for step, value in measured["ms_per_image"].items():
             print(f"  {step:<30}{value:>8.2f}")
         print(f"  ceiling on (b)/(a): {measured['ceiling_b_over_a']:.2f}")

@@ -69,7 +69,7 @@ def decode_rgb(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         # megabytes of image data.
         end = data.rfind(_JPEG_EOI)
         size, scan = _jpeg_header(data)
-        if end == -1 or (scan is not None and end < scan):
+        if end == -1 or scan is None or end < scan:
             raise DecodeError("truncated JPEG (no end-of-image marker after the image data)")
         if size is None:  # libjpeg cannot decode it either
             raise DecodeError("corrupt JPEG (no frame header with the image's size before its data)")
@@ -125,7 +125,9 @@ def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int | None]:
     index = 2
     while index + 4 <= len(data):
         if data[index] != 0xFF:
-            index += 1
+            index = data.find(b"\xff", index)
+            if index == -1:
+                break
             continue
         marker = data[index + 1]
         if marker == 0xFF:  # fill byte

@@ -164,7 +164,14 @@ def test_a_cut_jpeg_is_refused_though_an_embedded_preview_or_an_earlier_scan_is_
     with_preview = photo[:2] + b"\xff\xe2" + (len(preview) + 2).to_bytes(2) + preview + photo[2:]
 
     assert decode_rgb(with_preview).shape == (240, 320, 3)  # the photo at 1/4 scale, not its preview
-    for cut in (with_preview[: len(with_preview) * 3 // 4], photo[: len(photo) * 3 // 4]):
+    appended = photo + b"\xff\xd9 a video after the photo \xff\xda"  # as phones' motion photos carry
+    assert decode_rgb(appended).shape == (240, 320, 3)
+    scan = with_preview.index(b"\xff\xda", len(preview))
+    for cut in (
+        with_preview[: len(with_preview) * 3 // 4],
+        photo[: len(photo) * 3 // 4],
+        with_preview[: scan + 3],
+    ):
         with pytest.raises(DecodeError, match="truncated JPEG"):
             decode_rgb(cut)
 
