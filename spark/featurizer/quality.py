@@ -90,25 +90,26 @@ def classifier_accuracy(spark: Any, vectors: np.ndarray, labels: tuple[str, ...]
     frame = spark.createDataFrame(rows, "image_id string, label string, features array<float>")
     test = draw("image_id", GATE_SEED) < GATE_TEST_FRACTION
     split = as_model_input(frame.withColumn("split", F.when(test, "test").otherwise("train"))).cache()
+    classes = sorted({*labels})
     try:
-        train = split.where("split = 'train'")
-        tested, trained_on = split.where("split = 'test'").count(), train.select("label").distinct().count()
-        if not tested or trained_on < len({*labels}):
+        train, test_rows = split.where("split = 'train'"), split.where("split = 'test'")
+        tested, trained_on = test_rows.count(), train.select("label").distinct().count()
+        if not tested or trained_on < len(classes):
             raise CalibrationUnavailable(
                 f"the validation set is too small to measure a classifier on: its {GATE_TEST_FRACTION:.0%} "
                 f"test split holds {tested} images and its training split {trained_on} of "
-                f"{len({*labels})} classes; give each class folder at least {MIN_PER_CLASS} images"
+                f"{len(classes)} classes; give each class folder at least {MIN_PER_CLASS} images"
             )
         model = fit(
             train,
-            sorted({*labels}),
+            classes,
             defaults.pca_k,
             None,
             defaults.classify_on,
             defaults.reg_param,
             defaults.max_iter,
         )
-        scored = model.transform(split.where("split = 'test'"))
+        scored = model.transform(test_rows)
         right = scored.where(F.col(PREDICTED_LABEL) == F.col("label")).count()
     finally:
         split.unpersist()
