@@ -69,6 +69,8 @@ class JobRun:
     cancel_reason: str = ""
     process: subprocess.Popen[bytes] | None = None
     work_dir: Path | None = None
+    cores: int = 0  # what spark-submit ran on (local[cores])
+    memory_gb: float = 0.0  # the largest resident set of its processes, measured when it ended
 
     def describe(self) -> dict[str, Any]:
         """The ``JobRun`` shape of GetJobRun (botocore's emr-serverless model)."""
@@ -100,7 +102,21 @@ class JobRun:
             described["totalExecutionDurationSeconds"] = int(
                 self.ended_at - (self.started_at or self.ended_at)
             )
+            described["totalResourceUtilization"] = self.utilization()
+            described["billedResourceUtilization"] = self.utilization()
         return described
+
+    def utilization(self) -> dict[str, float]:
+        """EMR's ResourceUtilization of an ended run, as this machine measured it: the cores spark-submit
+        held for its wall time, its largest resident set for as long, no billed disk (an estimate: EMR
+        bills each worker's own vCPUs, memory and disk, with a one-minute minimum)."""
+        hours = (self.ended_at or 0.0) - (self.started_at or self.ended_at or 0.0)
+        hours /= 3600
+        return {
+            "vCPUHour": round(self.cores * hours, 6),
+            "memoryGBHour": round(self.memory_gb * hours, 6),
+            "storageGBHour": 0.0,
+        }
 
     def summary(self) -> dict[str, Any]:
         """The ``JobRunSummary`` shape of ListJobRuns."""
@@ -263,6 +279,7 @@ class JobExecution:
             link.unlink(missing_ok=True)
             link.symlink_to(self._unpacked(uri), target_is_directory=True)
         rt = self.runtime
+        self.run.cores = rt.cores
         command = spark_submit.command(
             rt.spark_home,
             entry,
@@ -327,7 +344,7 @@ class JobExecution:
             self.run.process = process
             self.run.started_at = time.time()
             self.set_state("RUNNING")
-            while process.poll() is None:
+            while process.returncode is None and not self._reaped(process):
                 if time.time() - self.run.started_at > timeout and not self.run.cancel.is_set():
                     self.request_cancel(
                         f"Job run timed out after {self.run.execution_timeout_minutes} minutes"
@@ -336,6 +353,16 @@ class JobExecution:
                     stop_process_group(process)
                 time.sleep(0.5)
         return process.returncode
+
+    def _reaped(self, process: subprocess.Popen[bytes]) -> bool:
+        """Whether spark-submit has ended; if so its exit code is kept, and its largest resident set
+        (Linux gives kB) as the run's memory."""
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if not pid:
+            return False
+        process.returncode = os.waitstatus_to_exitcode(status)
+        self.run.memory_gb = usage.ru_maxrss / 2**20
+        return True
 
     def _upload_logs(self, work: Path) -> None:
         monitoring = self.run.configuration_overrides.get("monitoringConfiguration", {})

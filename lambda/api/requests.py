@@ -46,7 +46,8 @@ MESSAGES = {
 class RunRequest(BaseModel):
     """Body of ``POST /runs``: ``{"input": "s3://<data-bucket>/inbox/<dataset>/...", "options": {...}}``,
     and ``"dry_run": true`` for the run's plan instead of the run (no job option: the job never sees it),
-    or ``"from_run": "<run id>"`` to refit from that run's features (docs/feature-store.md)."""
+    or ``"from_run": "<run id>"`` to refit from that run's features (docs/feature-store.md), or
+    ``"predict_with": "<run id>"`` to classify the input's images with the pipeline that run trained."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -54,6 +55,7 @@ class RunRequest(BaseModel):
     options: RunOptions = RunOptions()
     dry_run: bool = False
     from_run: str | None = Field(default=None, max_length=128)  # refit: a completed run of the dataset
+    predict_with: str | None = Field(default=None, max_length=128)  # predict: a completed trained run
 
 
 class RequestValidationError(InvalidRequestError):

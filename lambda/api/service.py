@@ -15,6 +15,7 @@ from api.callers import Caller
 from api.requests import RunRequest, check_run_id, normalise_input
 from common import records, tracking
 from common.config import AccessSettings, JobSettings
+from common.cost import run_cost
 from common.errors import (
     InvalidRequestError,
     RunAlreadyFinishedError,
@@ -31,6 +32,7 @@ from common.runs import (
     COMPLETED_FLAG,
     FAILED,
     FAILED_FLAG,
+    PREDICT_REFUSES,
     REFIT_KEEPS,
     START_FAILED,
     STARTING,
@@ -74,8 +76,15 @@ class RunsApi:
     def _planned(self, request: RunRequest) -> tuple[str, str, Plan]:
         """The checked input (URI, dataset) and the plan of a run of it, as far as it was counted."""
         input_uri, prefix, dataset = normalise_input(request.input, self.settings.data_bucket)
+        if request.from_run is not None and request.predict_with is not None:
+            raise InvalidRequestError(
+                "predict_with",
+                "a run refits (from_run) or predicts (predict_with), not both: send one of them",
+            )
         if request.from_run is not None:
             _check_refit_options(request.options, request.from_run)
+        if request.predict_with is not None:
+            _check_predict_options(request.options, request.predict_with)
         if request.options.engine == "tensorflow" and self.settings.tensorflow_env_archive_key is None:
             raise InvalidRequestError(
                 "options.engine",
@@ -104,6 +113,7 @@ class RunsApi:
         options = request.options
         if request.from_run is not None:
             self._check_refit_source(dataset, request.from_run, caller)
+        trained = None if request.predict_with is None else self._trained_run(request.predict_with, caller)
         fingerprint = hashlib.sha256(
             json.dumps(
                 {
@@ -111,6 +121,7 @@ class RunsApi:
                     "input": input_uri,
                     "options": options.model_dump(exclude_none=True),
                     "from_run": request.from_run,
+                    "predict_with": request.predict_with,
                 },
                 sort_keys=True,
             ).encode()
@@ -131,6 +142,8 @@ class RunsApi:
             requested_by=caller.arn,
             input_size=planned.size,
             from_run=request.from_run,
+            predict_with=request.predict_with,
+            predict_with_uri=None if trained is None else trained["output"],
         )
         if records.get_run(self.table, run_id) is None:  # a retried request's run is not counted twice
             self._check_cap(caller)
@@ -163,6 +176,26 @@ class RunsApi:
                 "it is): refit from a completed run of the same dataset",
             )
 
+    def _trained_run(self, run_id: str, caller: Caller) -> dict[str, Any]:
+        """A predict run's trained run: a completed run the caller may see (404 or 403 as for GET
+        /runs/{run_id}), of the onnx engine the predict runs on; its record."""
+        check_run_id(run_id, field="predict_with")
+        trained = self._run_of(run_id, caller)
+        flag = f"{run_prefix(trained['dataset'], run_id)}{COMPLETED_FLAG}"
+        if not has_object(self.s3, self.settings.data_bucket, flag):
+            raise InvalidRequestError(
+                "predict_with",
+                f"run {run_id} has not completed (GET /runs/{run_id} says where it is): predict with a "
+                "completed run",
+            )
+        if trained.get("options", {}).get("engine") == "tensorflow":
+            raise InvalidRequestError(
+                "predict_with",
+                f"run {run_id} featurized with the tensorflow engine, and predict runs use the onnx "
+                "engine's environment: train a run with the default engine and predict with it",
+            )
+        return trained
+
     def _check_cap(self, caller: Caller) -> None:
         cap = self.access.max_runs_in_flight_per_caller
         in_flight = records.runs_in_flight(self.table, caller.arn)
@@ -190,7 +223,8 @@ class RunsApi:
         job_run_id = self._job_run_of(run)
         if job_run_id is None:
             return {**status, **_not_started(run)}
-        emr_state, state_details = self._emr_state(job_run_id)
+        job = self._job_run(job_run_id)
+        emr_state, state_details = str(job["state"]), job.get("stateDetails") or None
         status |= {
             "state": emr_state,
             "emr": {
@@ -201,6 +235,9 @@ class RunsApi:
             },
             "logs": self.settings.job_log_uri(job_run_id),
         }
+        s = self.settings
+        if cost := run_cost(job, s.prices, s.architecture, s.emulated):
+            status["cost"] = cost
         prefix = run_prefix(str(run["dataset"]), run_id)
         try:
             completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
@@ -263,8 +300,14 @@ class RunsApi:
             run, emr=self.emr, table=self.table, application_id=self.settings.application_id
         )
 
+    def _job_run(self, job_run_id: str) -> dict[str, Any]:
+        job: dict[str, Any] = self.emr.get_job_run(
+            applicationId=self.settings.application_id, jobRunId=job_run_id
+        )["jobRun"]
+        return job
+
     def _emr_state(self, job_run_id: str) -> tuple[str, str | None]:
-        job = self.emr.get_job_run(applicationId=self.settings.application_id, jobRunId=job_run_id)["jobRun"]
+        job = self._job_run(job_run_id)
         return str(job["state"]), job.get("stateDetails") or None
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
@@ -280,6 +323,18 @@ def _not_started(run: dict[str, Any]) -> dict[str, Any]:
         return {"state": STARTING}
     reason = run.get("start_error") or "EMR Serverless started no job run for it (the start did not complete)"
     return {"state": START_FAILED, "failure": {"message": reason}}
+
+
+def _check_predict_options(options: RunOptions, predict_with: str) -> None:
+    """A predict run applies its trained run's model and pipeline: an option that would choose others is
+    refused, not ignored."""
+    for name in PREDICT_REFUSES:
+        if getattr(options, name) is not None:
+            raise InvalidRequestError(
+                f"options.{name}",
+                f"is not taken by a predict run: the model and pipeline of run {predict_with} decide the "
+                f"features and the classes; leave {name} out",
+            )
 
 
 def _check_refit_options(options: RunOptions, from_run: str) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
+from common.cost import ARCHITECTURES
 from common.errors import MissingConfigurationError
-from common.plan import Capacity, Limits, Workers
+from common.plan import PRICES, Capacity, Limits, Prices, Workers
 
 
 def env(name: str) -> str:
@@ -32,6 +33,35 @@ def env_optional(name: str) -> str | None:
     if name not in os.environ:
         raise MissingConfigurationError(name)
     return os.environ[name].strip() or None
+
+
+def env_architecture(name: str) -> str:
+    raw = env(name)
+    if raw not in ARCHITECTURES:
+        raise MissingConfigurationError(name, f"must be one of {', '.join(ARCHITECTURES)}, got {raw!r}")
+    return ARCHITECTURES[raw]
+
+
+def env_prices(published: Prices) -> Prices:
+    """The published prices, each replaced by its template parameter where that is set (USD)."""
+    given = {}
+    for field, name in (
+        ("vcpu_hour", "PRICE_VCPU_HOUR"),
+        ("gb_hour", "PRICE_GB_HOUR"),
+        ("storage_gb_hour", "PRICE_STORAGE_GB_HOUR"),
+    ):
+        raw = env_optional(name)
+        if raw is None:
+            continue
+        try:
+            given[field] = float(raw)
+        except ValueError:
+            raise MissingConfigurationError(
+                name, f"must be a price in USD like 0.052624, got {raw!r}"
+            ) from None
+        if not given[field] >= 0:
+            raise MissingConfigurationError(name, f"must be a price of 0 or more, got {raw!r}")
+    return Prices(**{**asdict(published), **given})
 
 
 def env_int(name: str) -> int:
@@ -125,6 +155,9 @@ class JobSettings:
     execution_timeout_minutes: int
     sizing: WorkerSizing
     capacity: Capacity  # the application's MaximumCapacity
+    architecture: str = "x86_64"  # the workers' (PRICES' key)
+    prices: Prices = PRICES["x86_64"]  # what a run's billed hours cost
+    emulated: bool = False  # the EMR endpoint is not AWS's (the local stack): costs are estimates
 
     @classmethod
     def from_env(cls) -> JobSettings:
@@ -148,6 +181,9 @@ class JobSettings:
                 memory_gb=env_quantity("MAXIMUM_MEMORY", "GB"),
                 disk_gb=env_quantity("MAXIMUM_DISK", "GB"),
             ),
+            architecture=(architecture := env_architecture("ARCHITECTURE")),
+            prices=env_prices(PRICES[architecture]),
+            emulated="AWS_ENDPOINT_URL_EMR_SERVERLESS" in os.environ,
         )
 
     @property

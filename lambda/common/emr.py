@@ -79,11 +79,12 @@ def entry_point_arguments(run: RunSpec, settings: JobSettings) -> list[str]:
     The default onnx engine loads the prebuilt ONNX model (`--model`), so its environment needs no
     TensorFlow; the tensorflow engine reads the Keras weights (`--weights`) in the TensorFlow environment.
     """
-    model = (
-        ["--weights", f"s3://{settings.artifacts_bucket}/{settings.weights_key}"]
-        if _uses_tensorflow(run)
-        else ["--model", f"s3://{settings.artifacts_bucket}/{model_key(run, settings)}"]
-    )
+    if run.predict_with_uri:  # the job predicts with the trained run's own model file
+        model = ["--model-run", run.predict_with_uri]
+    elif _uses_tensorflow(run):
+        model = ["--weights", f"s3://{settings.artifacts_bucket}/{settings.weights_key}"]
+    else:
+        model = ["--model", f"s3://{settings.artifacts_bucket}/{model_key(run, settings)}"]
     return [
         "--input",
         run.input_uri,

@@ -63,6 +63,7 @@ def put_run(table: Any, run: RunSpec, *, application_id: str) -> None:
                 "options": to_item(run.options.model_dump(exclude_none=True)),
                 "trigger": run.trigger,
                 **({"from_run": run.from_run} if run.from_run else {}),
+                **({"predict_with": run.predict_with} if run.predict_with else {}),
                 "requested_by": run.requested_by,
                 "application_id": application_id,
                 "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),

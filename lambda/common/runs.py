@@ -51,6 +51,19 @@ MAX_ITER_BOUNDS = (1, 1000)
 # The options that choose the train/test split or the features: a refit keeps its source run's, so it
 # takes none of them (the job's copy is spark/featurizer/options.py's; a contract test compares them).
 REFIT_KEEPS = ("test_fraction", "seed", "engine", "precision")
+# The options a predict run (predict_with) does not take: the trained run's model and pipeline decide the
+# features and the classes (the job's copy is spark/featurizer/options.py's; a contract test compares them).
+PREDICT_REFUSES = (
+    *REFIT_KEEPS,
+    "pca_k",
+    "pca_variance",
+    "classify_on",
+    "fit_max_images",
+    "fit_max_per_class",
+    "reg_param",
+    "max_iter",
+    "self_test",
+)
 
 
 def is_valid_dataset(name: str) -> bool:
@@ -166,6 +179,8 @@ class RunSpec(BaseModel):
     requested_by: str = ""
     input_size: InputSize | None = None  # None: not counted; sized as the template says
     from_run: str | None = None  # a refit's source: a completed run of the same dataset
+    predict_with: str | None = None  # a predict run's trained run: a completed run of any dataset
+    predict_with_uri: str | None = None  # that run's output folder, from its record
 
     @property
     def from_run_uri(self) -> str | None:

@@ -10,6 +10,14 @@ from common.runs import INBOX_PREFIX, START_MARKER, run_prefix, split_s3_uri
 
 CONSOLE = "https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={prefix}"
 CONSOLE_OBJECT = "https://s3.console.aws.amazon.com/s3/object/{bucket}?prefix={key}"
+RUN_OUTPUTS = (
+    "  features/ and pca/ (Parquet), pca.csv, model/ (Spark PipelineModel),",
+    "  metrics.json, timings.json, manifest.json, rejected.csv",
+)
+PREDICT_OUTPUTS = (
+    "  predictions/ and features/ (Parquet), predictions.csv,",
+    "  metrics.json, timings.json, manifest.json, rejected.csv",
+)
 
 
 @dataclass(frozen=True)
@@ -96,25 +104,29 @@ def success_notice(
     duration = summary.get("duration_seconds", (timings or {}).get("total_seconds"))
     prefix = run_prefix(dataset, run_id)
     output = completed.get("output") or f"s3://{bucket}/{prefix}"
-    lines = [
-        f'Run {run_id} for dataset "{dataset}" finished successfully.',
-        "",
-        f"Images found:       {count('images_found')}",
-        f"Images featurized:  {count('images_featurized')}" + _reuse(count),
-        f"Images rejected:    {count('images_rejected')}"
-        + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
-        f"Classes:            {count('classes')}"
-        f" (train {count('train_images')}, test {count('test_images')};"
-        f" fitted on {count('images_fitted')})",
-        f"Accuracy:           {_percent(accuracy)}"
-        + (f"  (weighted F1 {float(weighted_f1):.3f})" if isinstance(weighted_f1, int | float) else ""),
+    if "images_classified" in summary:
+        lines = _predicted_lines(run_id, dataset, summary, count)
+    else:
+        lines = [
+            f'Run {run_id} for dataset "{dataset}" finished successfully.',
+            "",
+            f"Images found:       {count('images_found')}",
+            f"Images featurized:  {count('images_featurized')}" + _reuse(count),
+            f"Images rejected:    {count('images_rejected')}"
+            + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
+            f"Classes:            {count('classes')}"
+            f" (train {count('train_images')}, test {count('test_images')};"
+            f" fitted on {count('images_fitted')})",
+            f"Accuracy:           {_percent(accuracy)}"
+            + (f"  (weighted F1 {float(weighted_f1):.3f})" if isinstance(weighted_f1, int | float) else ""),
+        ]
+    lines += [
         f"Duration:           {_duration(duration)}",
         f"Finished at:        {completed.get('finished_at', 'unknown')}",
         "",
         *_report_lines(completed.get("report")),
         f"Outputs: {output}",
-        "  features/ and pca/ (Parquet), pca.csv, model/ (Spark PipelineModel),",
-        "  metrics.json, timings.json, manifest.json, rejected.csv",
+        *(PREDICT_OUTPUTS if "images_classified" in summary else RUN_OUTPUTS),
         f"Browse: {CONSOLE.format(bucket=bucket, prefix=prefix)}",
     ]
     return Notice(
@@ -124,6 +136,29 @@ def success_notice(
         run_id=run_id,
         images_featurized=featurized if isinstance(featurized := count("images_featurized"), int) else 0,
     )
+
+
+def _predicted_lines(
+    run_id: str, dataset: str, summary: dict[str, Any], count: Callable[[str], Any]
+) -> list[str]:
+    """A predict run's counts: how many images were classified, into which classes, and how many agreed
+    with the class folder they sat in."""
+    classes = sorted(summary.get("predicted", {}).items(), key=lambda item: (-item[1], item[0]))
+    scored = summary.get("images_scored", 0)
+    return [
+        f'Predict run {run_id} for dataset "{dataset}" finished successfully.',
+        f"Classified with the pipeline of: {summary.get('model_run', 'unknown')}",
+        "",
+        f"Images found:       {count('images_found')}",
+        f"Images featurized:  {count('images_featurized')}" + _reuse(count),
+        f"Images rejected:    {count('images_rejected')}"
+        + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
+        f"Images classified:  {summary['images_classified']}",
+        *(f"  {label}: {n}" for label, n in classes if n),
+        f"Accuracy:           {_percent(summary.get('accuracy'))} against their folders ({scored} images)"
+        if scored
+        else "Accuracy:           n/a (no image sat in a folder named after a class)",
+    ]
 
 
 def failure_notice(

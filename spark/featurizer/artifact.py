@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from featurizer import storage
+from featurizer.decode import PREPROCESSING_VERSION
 from featurizer.export import WEIGHTS_SHA256_KEY, WEIGHTS_SOURCE_KEY, export_onnx, keras_feature_model
 from featurizer.options import JobOptions
 from featurizer.quantize import CALIBRATION_KEY, PRECISION_KEY, QUALITY_KEY
@@ -33,6 +34,7 @@ class ModelArtifact:
     precision: str = "fp32"
     calibration: str | None = None
     quality: dict[str, Any] | None = None
+    preprocessing: int = PREPROCESSING_VERSION  # the decoding and resizing its features came from
 
     def as_dict(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -41,6 +43,7 @@ class ModelArtifact:
             "weights": self.weights_source,
             "weights_sha256": self.weights_sha256,
             "precision": self.precision,
+            "preprocessing_version": self.preprocessing,
         }
         if self.precision != "fp32":
             described |= {"calibration": self.calibration, "quality": self.quality}
@@ -68,9 +71,10 @@ def _expected_sha256(uri: str) -> str | None:
         raise ModelUnavailable(f"{sidecar} cannot be read as a sha256 digest ({error})") from error
 
 
-def onnx_model(uri: str, precision: str = "fp32") -> ModelArtifact:
+def onnx_model(uri: str, precision: str | None = "fp32") -> ModelArtifact:
     """A prebuilt ONNX model, checked against its sha256 file, loadable by onnxruntime and of the
-    precision asked for; an INT8 one only with the quality gate's figures, which it was built behind."""
+    precision asked for (None: either); an INT8 one only with the quality gate's figures, which it was
+    built behind."""
     import onnxruntime as ort
 
     path = _local_copy(uri)
@@ -84,7 +88,7 @@ def onnx_model(uri: str, precision: str = "fp32") -> ModelArtifact:
         raise ModelUnavailable(f"--model {uri} is not a usable ONNX model ({error})") from error
     custom = metadata.custom_metadata_map
     built = custom.get(PRECISION_KEY, "fp32")
-    if built != precision:
+    if precision is not None and built != precision:
         raise ModelUnavailable(
             f"--model {uri} is an {built} model, but the run asks for --precision {precision}: pass "
             f"--precision {built}, or the {precision} model"

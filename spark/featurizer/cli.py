@@ -37,9 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "run": "featurize a folder of images on local Spark (see `featurizer run --help`)",
         "refit": "fit and evaluate again from a completed run's features, without the CNN (--from-run)",
+        "predict": "classify new images with the pipeline a completed run trained (--model-run)",
         "sample": "draw sample images (see `featurizer sample --help`)",
         "scale": "time and EMR Serverless cost of larger runs (see `featurizer scale --help`)",
         "plan": "EMR Serverless workers, hours and dollars of a run of N images (`featurizer plan --help`)",
+        "remote": "start, follow and cancel runs of the deployed API (`featurizer remote --help`)",
     }
     if not args or args[0] not in commands:
         usage = "\n".join(f"  {name:8} {text}" for name, text in commands.items())
@@ -50,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args and args[0] in ("-h", "--help") else 2
     if args[0] == "sample":
         return _sample(args[1:])
+    if args[0] == "remote":
+        from featurizer.remote import main as remote
+
+        return remote(args[1:])
     if args[0] in ("scale", "plan"):
         from featurizer.checkout import ControlPlaneMissing
 
@@ -64,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = {arg.split("=", 1)[0] for arg in args[1:]}
     if args[0] == "refit" and not flags & {"--from-run", "-h", "--help"}:
         print("featurizer refit: --from-run is required: the completed run to refit", file=sys.stderr)
+        return 2
+    if args[0] == "predict" and not flags & {"--model-run", "-h", "--help"}:
+        print(
+            "featurizer predict: --model-run is required: the completed run whose pipeline classifies "
+            "the images",
+            file=sys.stderr,
+        )
         return 2
     return run_job(args[1:], local=True, prog=f"featurizer {args[0]}")
 

@@ -36,18 +36,27 @@ from featurizer.evaluate import evaluate
 from featurizer.failures import FAILED_FLAG, failure_record
 from featurizer.featurize import FEATURIZED_COLUMNS, FEATURIZED_SCHEMA, featurize
 from featurizer.listing import list_input
-from featurizer.manifest import COMPLETED_FLAG, completion_record, manifest, summary_line, verified_counts
+from featurizer.manifest import (
+    COMPLETED_FLAG,
+    completion_record,
+    fit_counts,
+    manifest,
+    summary_line,
+    verified_counts,
+)
 from featurizer.model import as_features, as_model_input, components, fit
 from featurizer.options import REFIT_KEEPS, JobOptions, parse_options
 from featurizer.outputs import read_parquet, scored, write_parquet, write_single_csv
 from featurizer.partitioning import arrow_batches, arrow_rows, featurize_tasks, task_slots
+from featurizer.predict import IncompatibleModel, as_csv, load_pipeline, prediction_metrics, predictions
+from featurizer.predict import settled as predict_settled
 from featurizer.progress import Progress
-from featurizer.refit import NotARefitSource, completed_manifest, copy_outputs, listing_of
-from featurizer.refit import model_of as refit_model
+from featurizer.refit import copy_outputs, listing_of
 from featurizer.report import write_report
 from featurizer.selftest import AccessCheck, AccessCheckFailed, access_checks, worker_environments
 from featurizer.selftest import report as self_test_report
 from featurizer.session import S3ConnectorMissing, local_session, require_s3a, submitted_session
+from featurizer.sources import NotASourceRun, completed_manifest, model_of
 from featurizer.store import KEY as STORE_KEY
 from featurizer.store import Reuse, Table, one_per_key
 from featurizer.stratified import class_counts, proportional_quotas, stratified_sample
@@ -74,13 +83,26 @@ class Prepared:
     options: JobOptions
     model: ModelArtifact
     access: tuple[AccessCheck, ...] = ()
-    source: dict[str, Any] | None = None  # a refit's: the manifest of the run it refits
+    source: dict[str, Any] | None = None  # a refit's or predict run's: the manifest of the run it reads
 
 
 def prepare(options: JobOptions) -> Prepared:
     """Check the input and get the model, so that a bad argument stops the job before any Spark work."""
     if options.from_run:
         return _prepare_refit(options)
+    _check_input(options)
+    if options.model_run:
+        return _prepare_predict(options)
+    model = model_for(options)
+    try:
+        access = tuple(access_checks(options)) if options.self_test else ()
+    except AccessCheckFailed as error:
+        raise InputError(str(error)) from error
+    return Prepared(options, model, access)
+
+
+def _check_input(options: JobOptions) -> None:
+    """InputError unless --input is a folder with files in it."""
     try:
         present = storage.folder_has_files(options.input)
     except storage.AccessDenied as error:
@@ -91,27 +113,32 @@ def prepare(options: JobOptions) -> Prepared:
         raise InputError(
             f"--input {options.input} does not exist or is empty: point it at a folder of images"
         )
-    model = model_for(options)
-    try:
-        access = tuple(access_checks(options)) if options.self_test else ()
-    except AccessCheckFailed as error:
-        raise InputError(str(error)) from error
-    return Prepared(options, model, access)
 
 
 def _prepare_refit(options: JobOptions) -> Prepared:
     """A refit's: the completed run it reads, its input (unless --input says) and its model."""
     try:
-        source = completed_manifest(str(options.from_run), options.run_uri)
-    except NotARefitSource as error:
+        source = completed_manifest(str(options.from_run), options.run_uri, "--from-run")
+    except NotASourceRun as error:
         raise InputError(str(error)) from error
-    model = refit_model(source)
+    model = model_of(source)
     # Its split and features are the source's; a manifest from before an option existed has its default.
     kept = {name: source["options"][name] for name in REFIT_KEEPS if name in source["options"]}
     settled = replace(
         options, **{**kept, "input": options.input or source["input"], "precision": model.precision}
     )
     return Prepared(settled, model, source=source)
+
+
+def _prepare_predict(options: JobOptions) -> Prepared:
+    """A predict run's: the completed run whose pipeline it applies, and a model whose features are that
+    run's."""
+    try:
+        trained = completed_manifest(str(options.model_run), options.run_uri, "--model-run")
+        settled, model = predict_settled(options, trained)
+    except (NotASourceRun, IncompatibleModel) as error:
+        raise InputError(str(error)) from error
+    return Prepared(settled, model, source=trained)
 
 
 @dataclass
@@ -182,7 +209,7 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
     run = Run(spark, prepared, progress)
     options = run.options
     try:
-        if prepared.source is not None:
+        if prepared.source is not None and options.from_run:
             return _refit(run, prepared.source)
         slots = task_slots(spark)
         with ExitStack() as listing_kept:
@@ -197,7 +224,8 @@ def execute(spark: SparkSession, prepared: Prepared, progress: Progress) -> dict
                     rejected_rows = _persist(run, staged)
             finally:
                 storage.delete_tree(run.staging)
-        return flag(run, *after_persist(run, listing, rejected_rows))
+        finish = _predict if options.model_run else after_persist
+        return flag(run, *finish(run, listing, rejected_rows))
     except InputError:
         raise
     except Exception as error:
@@ -435,17 +463,45 @@ def _write(
         spark,
         run.options.run_uri,
         listing,
-        metrics,
         run.images_through_model.value,
         run.reuse,
         parquet={"features": features.schema, "pca": scores.schema},
         csv_rows={"pca_csv": pca_rows, "rejected_csv": rejected_rows},
-    )
+    ) | fit_counts(metrics)
     described = manifest(
         spark, run.options, run.prepared.model, counts, run.started_at, datetime.now(UTC), self_test=checked
     )
     storage.write_json(run.uri("manifest.json"), described)
     return described
+
+
+def _predict(run: Run, listing: CatalogSummary, rejected_rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """predict -> write, from the run's features/ as persist wrote them: every image classified by the
+    trained run's pipeline into predictions/ and predictions.csv; (metrics, manifest)."""
+    spark, model_run = run.spark, str(run.options.model_run)
+    features = read_parquet(spark, run.uri("features"), _features_schema(spark))
+    with run.stage("predict"):
+        pipeline = load_pipeline(model_run)
+        predicted = predictions(pipeline, features)
+        write_parquet(predicted, run.uri("predictions"))
+        predicted = read_parquet(spark, run.uri("predictions"), predicted.schema)
+        metrics = prediction_metrics(predicted, pipeline, model_run)
+    with run.stage("write"):
+        csv_rows = write_single_csv(as_csv(predicted), run.uri("predictions.csv"), order_by="image_id")
+        storage.write_json(run.uri("metrics.json"), metrics)
+        counts = verified_counts(
+            spark,
+            run.options.run_uri,
+            listing,
+            run.images_through_model.value,
+            run.reuse,
+            parquet={"features": features.schema, "predictions": predicted.schema},
+            csv_rows={"predictions_csv": csv_rows, "rejected_csv": rejected_rows},
+        )
+        model, started = run.prepared.model, run.started_at
+        described = manifest(spark, run.options, model, counts, started, datetime.now(UTC))
+        storage.write_json(run.uri("manifest.json"), described)
+    return metrics, described
 
 
 def flag(run: Run, metrics: dict[str, Any], described: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,6 @@ def verified_counts(
     spark: SparkSession,
     run_uri: str,
     listing: CatalogSummary,
-    metrics: Mapping[str, Any],
     through_model: int,
     reuse: Reuse,
     parquet: Mapping[str, StructType],
@@ -71,11 +70,17 @@ def verified_counts(
         "images_unlabelled": listing.images_unlabelled,
         "images_through_model": through_model,
         **reuse.as_counts(featurized),
+        "rows": rows,
+    }
+
+
+def fit_counts(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A fitting run's counts of its split and fit, beside those of its outputs."""
+    return {
         "train_images": metrics["train_images"],
         "images_fitted": metrics["images_fitted"],
         "test_images": metrics["test_images"],
         "classes": len(metrics["per_class"]),
-        "rows": rows,
     }
 
 
@@ -132,19 +137,37 @@ def completion_record(
             "images_found": counts["images_found"],
             "images_featurized": counts["images_featurized"],
             "images_rejected": counts["images_rejected"],
-            "accuracy": metrics["accuracy"],
-            "weighted_f1": metrics["weighted_f1"],
+            **(_predicted(options, metrics) if options.model_run else _fitted(metrics)),
             "duration_seconds": timings["total_seconds"],
         },
     }
 
 
+def _fitted(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {"accuracy": metrics["accuracy"], "weighted_f1": metrics["weighted_f1"]}
+
+
+def _predicted(options: JobOptions, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "model_run": options.model_run,
+        "images_classified": metrics["images_classified"],
+        "predicted": metrics["predicted"],
+        "images_scored": metrics["images_scored"],
+        "accuracy": metrics["accuracy"],
+    }
+
+
 def summary_line(completed: Mapping[str, Any]) -> str:
-    """The one line `featurizer run` prints when a run completes."""
+    """The one line `featurizer run` (or `predict`) prints when a run completes."""
     s = completed["summary"]
-    return (
+    found = (
         f"{s['images_featurized']:,} images featurized, {s['images_rejected']:,} rejected "
-        f"(of {s['images_found']:,} found); accuracy {s['accuracy']:.3f}, "
-        f"weighted F1 {s['weighted_f1']:.3f}; "
-        f"{s['duration_seconds']:.1f} s; outputs in {completed['output']}"
+        f"(of {s['images_found']:,} found)"
     )
+    if "images_classified" in s:
+        classes = ", ".join(f"{label} {n:,}" for label, n in s["predicted"].items() if n)
+        scored = "" if s["accuracy"] is None else f"; accuracy {s['accuracy']:.3f} against their folders"
+        outcome = f"{s['images_classified']:,} classified ({classes or 'none'}){scored}"
+    else:
+        outcome = f"accuracy {s['accuracy']:.3f}, weighted F1 {s['weighted_f1']:.3f}"
+    return f"{found}; {outcome}; {s['duration_seconds']:.1f} s; outputs in {completed['output']}"

@@ -48,6 +48,20 @@ MAX_ITER = 50
 # The options that choose the train/test split or the features: a refit keeps its source run's, so it
 # takes none of them (the control plane's copy is lambda/common/runs.py's; a contract test compares them).
 REFIT_KEEPS = ("test_fraction", "seed", "engine", "precision")
+# The options a predict run (--model-run) does not take: the trained run's model and pipeline decide the
+# features and the classes (the control plane's copy is lambda/common/runs.py's).
+PREDICT_REFUSES = (
+    *REFIT_KEEPS,
+    "pca_k",
+    "pca_variance",
+    "classify_on",
+    "fit_max_images",
+    "fit_max_per_class",
+    "reg_param",
+    "max_iter",
+    "from_run",
+    "self_test",
+)
 # The feature store's folder under --output, beside the runs (docs/feature-store.md).
 STORE_FOLDER = "_store"
 
@@ -78,6 +92,7 @@ class JobOptions:
     store: str | None = None
     no_store: bool = False
     from_run: str | None = None
+    model_run: str | None = None
     self_test: bool = False
 
     @property
@@ -151,6 +166,13 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=None,
         help="folder of images, one sub-folder per class (local path, file:// or s3://); required "
         "unless --from-run",
+    )
+    parser.add_argument(
+        "--model-run",
+        type=_location,
+        default=None,
+        help="predict: classify the --input images with the pipeline this completed run trained "
+        "(<output>/<run_id>/), into predictions/ and predictions.csv; no fit",
     )
     parser.add_argument(
         "--from-run",
@@ -288,14 +310,16 @@ def build_parser(prog: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _refit_keeps(prog: str, env: Mapping[str, str], argv: Sequence[str] | None) -> str | None:
-    """The first of REFIT_KEEPS given on the command line (its flag), told apart from its default."""
+def _first_given(
+    names: Sequence[str], prog: str, env: Mapping[str, str], argv: Sequence[str] | None
+) -> str | None:
+    """The first of `names` given on the command line (its flag), told apart from its default."""
     given = build_parser(prog, env)
     for action in given._actions:
-        if action.dest in REFIT_KEEPS:
+        if action.dest in names:
             action.default = argparse.SUPPRESS
     named = vars(given.parse_args(argv))
-    return next((f"--{name.replace('_', '-')}" for name in REFIT_KEEPS if name in named), None)
+    return next((f"--{name.replace('_', '-')}" for name in names if name in named), None)
 
 
 def parse_options(
@@ -304,10 +328,18 @@ def parse_options(
     """Parse job arguments; argparse exits with status 2 and a message naming the bad argument."""
     parser = build_parser(prog, os.environ if env is None else env)
     args = parser.parse_args(argv)
+    given = os.environ if env is None else env
     if not args.input and not args.from_run:
         parser.error("--input is required: a folder of images (or --from-run, a run to refit)")
+    if args.model_run:
+        refused = _first_given(PREDICT_REFUSES, prog, given, argv)
+        if refused:
+            parser.error(
+                f"{refused} is not taken by a predict run (--model-run): the trained run's model and "
+                "pipeline decide the features and the classes; leave it out"
+            )
     if args.from_run:
-        refused = _refit_keeps(prog, os.environ if env is None else env, argv)
+        refused = _first_given(REFIT_KEEPS, prog, given, argv)
         if refused:
             parser.error(
                 f"{refused} is not taken by a refit (--from-run): a refit keeps its source run's train/test "
@@ -342,5 +374,6 @@ def parse_options(
         store=args.store,
         no_store=args.no_store,
         from_run=args.from_run,
+        model_run=args.model_run,
         self_test=args.self_test,
     )

@@ -35,6 +35,13 @@ SECTIONS = {
     "stages": "Time per stage",
     "rejected": "Rejected files",
 }
+# A predict run's page (--model-run): it fits nothing, so it has no PCA, confusion or recall to show.
+PREDICT_SECTIONS = {
+    "summary": "Predict run summary",
+    "predicted": "Images per predicted class",
+    "stages": "Time per stage",
+    "rejected": "Rejected files",
+}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 980px; color: #222; }
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 32px; border-bottom: 1px solid #ddd; }
@@ -90,13 +97,13 @@ def write_report(
     manifest: dict[str, Any],
 ) -> str:
     """Draw the report from the run's written outputs; returns its location."""
+    predict = bool(manifest["options"].get("model_run"))
+    pca = storage.join(run_uri, "pca")
     inputs = ReportInputs(
         metrics=metrics,
         timings=timings,
         manifest=manifest,
-        points=pca_sample(
-            read_parquet(spark, storage.join(run_uri, "pca")), seed=manifest["options"]["seed"]
-        ),
+        points=([] if predict else pca_sample(read_parquet(spark, pca), seed=manifest["options"]["seed"])),
         rejected=(
             rejected_rows(spark, storage.join(run_uri, "rejected.csv"))
             if manifest["counts"]["images_rejected"]
@@ -104,7 +111,8 @@ def write_report(
         ),
     )
     uri = storage.join(run_uri, REPORT_NAME)
-    storage.write_bytes(uri, render(inputs).encode(), content_type="text/html; charset=utf-8")
+    page = render_predictions(inputs) if predict else render(inputs)
+    storage.write_bytes(uri, page.encode(), content_type="text/html; charset=utf-8")
     return uri
 
 
@@ -286,10 +294,54 @@ def render(inputs: ReportInputs) -> str:
         "stages": _stages(inputs.timings),
         "rejected": _rejected(inputs.rejected, inputs.manifest["counts"]["images_rejected"]),
     }
+    return _page(f"Run {inputs.manifest['run_id']}", inputs.manifest, SECTIONS, bodies)
+
+
+def render_predictions(inputs: ReportInputs) -> str:
+    """A predict run's page: every section of PREDICT_SECTIONS, in order."""
+    manifest, metrics = inputs.manifest, inputs.metrics
+    counts, total = manifest["counts"], inputs.timings["total_seconds"]
+    accuracy = metrics["accuracy"]
+    summary = [
+        ("dataset", dataset_name(manifest["input"])),
+        ("run id", manifest["run_id"]),
+        ("input", manifest["input"]),
+        ("output", manifest["output"]),
+        ("classified with the pipeline of", metrics["model_run"]),
+        ("started", manifest["started_at"]),
+        ("finished", manifest["finished_at"]),
+        ("images found", f"{counts['images_found']:,}"),
+        (
+            "images featurized",
+            f"{counts['images_featurized']:,} ({counts['images_reused']:,} reused from the feature store, "
+            f"{counts['images_through_model']:,} through the model)",
+        ),
+        ("images rejected", f"{counts['images_rejected']:,}"),
+        ("images classified", f"{metrics['images_classified']:,}"),
+        (
+            "accuracy against their folder's class",
+            "no image is in a folder named after a class"
+            if accuracy is None
+            else f"{accuracy:.4f} (of {metrics['images_scored']:,} images)",
+        ),
+        ("duration", f"{total:.1f} s ({_duration(total)})"),
+    ]
+    model = [(name, str(value)) for name, value in manifest["model"].items()]
+    bars = [(label, n, f"{n:,}") for label, n in sorted(metrics["predicted"].items(), key=lambda x: -x[1])]
+    bodies = {
+        "summary": _table(summary) + "<h3>Model</h3>" + _table(model),
+        "predicted": charts.hbars(bars, max((n for _, n, _ in bars), default=0), "Images per class"),
+        "stages": _stages(inputs.timings),
+        "rejected": _rejected(inputs.rejected, counts["images_rejected"]),
+    }
+    return _page(f"Predict run {manifest['run_id']}", manifest, PREDICT_SECTIONS, bodies)
+
+
+def _page(name: str, manifest: dict[str, Any], titles: dict[str, str], bodies: dict[str, str]) -> str:
     sections = "".join(
-        f'<section id="{key}"><h2>{esc(title)}</h2>{bodies[key]}</section>' for key, title in SECTIONS.items()
+        f'<section id="{key}"><h2>{esc(title)}</h2>{bodies[key]}</section>' for key, title in titles.items()
     )
-    title = f"Run {inputs.manifest['run_id']} of {dataset_name(inputs.manifest['input'])}"
+    title = f"{name} of {dataset_name(manifest['input'])}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from featurizer.remote import main as remote
+from local.stack import StackOptions
 from local.template import ARTIFACTS_BUCKET, DATA_BUCKET
 from tests.e2e.stack import RunningStack, notification, wait_for
 
 MODEL_KEY = "models/featurizer-model.onnx"  # template.yaml's ModelKey default
+CORES = StackOptions().spark_cores  # what the local EMR's spark-submit runs on
 
 
 def post_run(stack: RunningStack, dataset: str, seed: int) -> dict[str, str]:
@@ -30,17 +36,68 @@ def follow(stack: RunningStack, run_id: str, until: tuple[str, ...], timeout: fl
     return found
 
 
+def remote_wait(stack: RunningStack, run_id: str, timeout: float) -> tuple[int, str]:
+    """`featurizer remote wait` on the local stack's API: its exit code and what it printed."""
+    out = io.StringIO()
+    code = remote(
+        ["--api", stack.endpoints["api"], "wait", run_id, "--interval", "2", "--timeout", str(timeout)], out
+    )
+    return code, out.getvalue()
+
+
 def test_a_posted_run_is_followed_to_success_and_notified(stack: RunningStack, idle_dataset: str) -> None:
     created = post_run(stack, idle_dataset, seed=1)
 
-    status = follow(stack, created["run_id"], ("COMPLETED", "FAILED", "CANCELLED"), 240)
+    code, printed = remote_wait(stack, created["run_id"], 240)
 
-    assert status["state"] == "COMPLETED", status
+    assert code == 0, printed
+    assert printed.splitlines()[-1].startswith(f"{created['run_id']}: COMPLETED - images_found 60")
+    status = follow(stack, created["run_id"], ("COMPLETED",), 10)
     assert status["summary"]["images_featurized"] == 60  # type: ignore[index]
     assert "accuracy" in status["metrics"]  # type: ignore[operator]
     message = notification(stack, created["run_id"])
     assert message["Subject"] == f"Featurizer run succeeded: {idle_dataset} (60 images)"
     assert len([run for run in stack.job_runs(idle_dataset) if run["name"] == created["run_id"]]) == 1
+
+    assert_cost_is_the_measured_hours_priced(stack, created["run_id"])
+
+    predicted = predict_with(stack, idle_dataset, created["run_id"])
+    assert predicted["summary"]["images_classified"] == 60  # type: ignore[index]
+    assert predicted["summary"]["images_scored"] == 60  # type: ignore[index]
+    key = f"runs/{idle_dataset}/{predicted['run_id']}/predictions.csv"
+    table = stack.client("s3").get_object(Bucket=DATA_BUCKET, Key=key)["Body"].read().decode()
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert len(rows) == len({row["image_id"] for row in rows}) == 60
+    assert all(row["predicted_label"] == row["label_1"] for row in rows)
+
+
+def assert_cost_is_the_measured_hours_priced(stack: RunningStack, run_id: str) -> None:
+    """Issue 23: once the job run has ended, GET /runs/<id> gives its cost, from the emulator's measured
+    resources (an estimate): the cores it held for its duration, priced as the deployment says."""
+
+    def billed() -> dict[str, Any] | None:
+        _, body = stack.api("GET", f"/runs/{run_id}")
+        return body if "cost" in body else None
+
+    cost = wait_for(billed, 60, f"run {run_id}'s cost")["cost"]
+    prices = cost["prices"]
+    assert cost["estimate"] is True and cost["architecture"] == "x86_64"
+    assert cost["vcpu_hours"] == pytest.approx(CORES * cost["duration_seconds"] / 3600, abs=CORES / 3600)
+    assert cost["memory_gb_hours"] > 0 and cost["storage_gb_hours"] == 0
+    assert cost["usd"] == pytest.approx(
+        cost["vcpu_hours"] * prices["vcpu_hour"] + cost["memory_gb_hours"] * prices["gb_hour"], abs=1e-6
+    )
+
+
+def predict_with(stack: RunningStack, dataset: str, trained: str) -> dict[str, object]:
+    """Issue 23: `remote start --predict-with --wait` classifies the dataset's images with the trained run's
+    pipeline (every image is in the feature store already: no CNN) and exits 0 once it completed."""
+    out = io.StringIO()
+    argv = ["--api", stack.endpoints["api"], "start", "--input", f"s3://{DATA_BUCKET}/inbox/{dataset}/"]
+    code = remote([*argv, "--predict-with", trained, "--wait", "--interval", "2", "--timeout", "180"], out)
+    assert code == 0, out.getvalue()
+    (line,) = [line for line in out.getvalue().splitlines() if '"run_id"' in line]
+    return follow(stack, line.split('"')[3], ("COMPLETED",), 10)
 
 
 def test_cancelling_a_running_run_ends_cancelled(stack: RunningStack, idle_dataset: str) -> None:
@@ -70,9 +127,11 @@ def test_a_failing_job_ends_failed_notifies_and_writes_no_completed_flag(
 ) -> None:
     created = post_run(stack, idle_dataset, seed=3)
 
-    status = follow(stack, created["run_id"], ("COMPLETED", "FAILED", "CANCELLED"), 180)
+    code, printed = remote_wait(stack, created["run_id"], 180)
 
-    assert status["state"] == "FAILED", status
+    assert code == 1, printed
+    assert f"{created['run_id']}: FAILED" in printed.splitlines()[-1]
+    status = follow(stack, created["run_id"], ("FAILED",), 10)
     assert status["emr"]["state"] == "FAILED"  # type: ignore[index]
     message = notification(stack, created["run_id"])
     assert message["Subject"].startswith("Featurizer run failed:")

@@ -23,18 +23,28 @@ from hypothesis import strategies as st
 from api.requests import RequestValidationError, check_run_id, parse_run_request
 from common.emr import entry_point_arguments
 from common.errors import InvalidRequestError
-from common.runs import COMPLETED_FLAG, FAILED_FLAG, REFIT_KEEPS, RunOptions, RunSpec, make_run_id, output_uri
+from common.runs import (
+    COMPLETED_FLAG,
+    FAILED_FLAG,
+    PREDICT_REFUSES,
+    REFIT_KEEPS,
+    RunOptions,
+    RunSpec,
+    make_run_id,
+    output_uri,
+)
 from featurizer.failures import FAILED_FLAG as JOB_FAILED_FLAG
 from featurizer.manifest import COMPLETED_FLAG as JOB_COMPLETED_FLAG
+from featurizer.options import PREDICT_REFUSES as JOB_PREDICT_REFUSES
 from featurizer.options import REFIT_KEEPS as JOB_REFIT_KEEPS
 from featurizer.options import JobOptions, build_parser, parse_options
 from tests.unit.settings import JOB_SETTINGS
 
 INPUT = "s3://featurizer-data/inbox/flowers/"
 RUN_ID = "flowers-20261124T100000-0a1b2c3d"
-# Job arguments the control plane fills in itself (from the request's input, its from_run and its own
-# settings), or leaves to the job: the feature store is the dataset's own, beside its runs.
-SET_BY_THE_CONTROL_PLANE = {"input", "output", "run_id", "weights", "model", "store", "from_run"}
+# Job arguments the control plane fills in itself (from the request's input, its from_run or predict_with
+# and its own settings), or leaves to the job: the feature store is the dataset's own, beside its runs.
+SET_BY_THE_CONTROL_PLANE = {"input", "output", "run_id", "weights", "model", "store", "from_run", "model_run"}
 SCHEMA = RunOptions.model_json_schema()["properties"]
 
 
@@ -56,7 +66,7 @@ def api(options: dict[str, Any]) -> RunOptions | InvalidRequestError:
         return refused
 
 
-def job_arguments(options: RunOptions) -> list[str]:
+def job_arguments(options: RunOptions, predict_with_uri: str | None = None) -> list[str]:
     run = RunSpec(
         run_id=RUN_ID,
         dataset="flowers",
@@ -64,6 +74,8 @@ def job_arguments(options: RunOptions) -> list[str]:
         output_uri=output_uri(JOB_SETTINGS.data_bucket, "flowers"),
         options=options,
         trigger="api",
+        predict_with=None if predict_with_uri is None else "trained",
+        predict_with_uri=predict_with_uri,
     )
     return entry_point_arguments(run, JOB_SETTINGS)
 
@@ -275,3 +287,25 @@ def test_a_refit_refuses_the_options_that_choose_its_split_or_features_on_both_s
         assert f"--{name.replace('_', '-')} is not taken by a refit" in str(refused)
         assert isinstance(job_parses_option(name, as_argument(value)), JobOptions)
     assert isinstance(job_parses([*refit, "--pca-k", "5"]), JobOptions)
+
+
+def test_a_predict_run_refuses_the_options_its_trained_run_decides_on_both_sides() -> None:
+    assert set(JOB_PREDICT_REFUSES) - {"from_run"} == set(PREDICT_REFUSES)
+    trained = "s3://featurizer-data/runs/fruits/trained/"
+    for name in PREDICT_REFUSES:
+        value: Any = CHOICES[name][-1] if name in CHOICES else NUMBERS.get(name, {}).get("minimum", True)
+        accepted = api({name: value})
+        assert isinstance(accepted, RunOptions), name
+        refused = job_parses(job_arguments(accepted, trained))
+        assert f"--{name.replace('_', '-')} is not taken by a predict run" in str(refused)
+    predicting = job_parses(job_arguments(RunOptions(batch_size=8, no_store=True), trained))
+    assert isinstance(predicting, JobOptions)
+    assert (predicting.model_run, predicting.model, predicting.batch_size) == (trained, None, 8)
+
+
+def test_the_client_waits_for_the_states_the_api_ends_runs_in() -> None:
+    from common.runs import COMPLETED, ENDED_STATES
+    from featurizer.remote import ENDED, SUCCEEDED
+
+    assert set(ENDED) == ENDED_STATES
+    assert SUCCEEDED == (COMPLETED,)

@@ -72,3 +72,22 @@ def test_missing_input_is_named(capsys) -> None:
         parse_options(["--output", "out/"], env={})
 
     assert "--input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "refused", [["--pca-k", "5"], ["--engine", "tensorflow"], ["--seed", "1"], ["--self-test"]]
+)
+def test_a_predict_run_refuses_the_options_its_trained_run_decides(refused: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_options([*BASE, "--model-run", "runs/trained", *refused], env={})
+
+    assert stopped.value.code == 2
+    assert f"{refused[0]} is not taken by a predict run (--model-run)" in capsys.readouterr().err
+
+
+def test_a_predict_run_takes_its_input_store_and_limits() -> None:
+    argv = [*BASE, "--model-run", "runs/trained", "--batch-size", "8", "--no-store"]
+
+    options = parse_options(argv, env={})
+
+    assert (options.model_run, options.batch_size, options.no_store) == ("runs/trained", 8, True)

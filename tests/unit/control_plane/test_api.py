@@ -524,3 +524,42 @@ def test_a_refit_names_a_completed_run_of_its_dataset_and_the_job_reads_that_run
         f"s3://{local_aws.resources['DataBucket']}/runs/{dataset}/{first['run_id']}/"
     )
     assert arguments[-2:] == ["--pca-k", "5"]
+
+
+def test_a_predict_run_names_a_completed_run_and_the_job_reads_that_run(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str, inbox: str
+) -> None:
+    """Issue 23: `"predict_with"` classifies the input with a completed run's pipeline; a run that has not
+    completed, an option the trained run decides, or a refit at once are 400s naming the field, and start
+    nothing."""
+    _, trained, _ = call(handlers, events.api("POST", "/runs", json.dumps({"input": inbox})), context)
+    predict = {"input": inbox, "predict_with": trained["run_id"]}
+    refusals = [
+        (predict, "predict_with", "has not completed"),
+        ({**predict, "options": {"pca_k": 5}}, "options.pca_k", "is not taken by a predict run"),
+        ({**predict, "from_run": trained["run_id"]}, "predict_with", "not both"),
+        ({**predict, "predict_with": "../x"}, "predict_with", ""),
+    ]
+    for body, field, problem in refusals:
+        status, refused, _ = call(handlers, events.api("POST", "/runs", json.dumps(body)), context)
+        assert (status, refused["field"]) == (400, field), refused
+        assert problem in refused["problem"]
+    assert len(local_aws.job_runs(dataset)) == 1  # the trained run only
+    emr = local_aws.client("emr-serverless")
+    started = {j["id"] for j in emr.list_job_runs(applicationId=local_aws.application_id)["jobRuns"]}
+
+    local_aws.client("s3").put_object(
+        Bucket="featurizer-data",
+        Key=f"runs/{dataset}/{trained['run_id']}/_COMPLETED.json",
+        Body=(EVENTS_DIR / "run_output" / "_COMPLETED.json").read_bytes(),
+    )
+    status, created, _ = call(handlers, events.api("POST", "/runs", json.dumps(predict)), context)
+    assert status == 202, created
+    (new,) = {j["id"] for j in emr.list_job_runs(applicationId=local_aws.application_id)["jobRuns"]} - started
+    arguments = emr.get_job_run(applicationId=local_aws.application_id, jobRunId=new)["jobRun"]["jobDriver"][
+        "sparkSubmit"
+    ]["entryPointArguments"]
+    assert arguments[arguments.index("--model-run") + 1] == (
+        f"s3://{local_aws.resources['DataBucket']}/runs/{dataset}/{trained['run_id']}/"
+    )
+    assert "--model" not in arguments and "--weights" not in arguments

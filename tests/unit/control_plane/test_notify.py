@@ -278,3 +278,35 @@ def test_a_forged_completion_flag_sends_nothing_and_a_flag_that_is_no_json_objec
     assert result["published"] == f"failed#{run['run_id']}"
     (message,) = sns_inbox()
     assert f"s3://featurizer-data/{key} holds a JSON list, not an object" in message["Message"]
+
+
+def test_a_predict_run_s_message_says_how_many_images_went_to_which_class() -> None:
+    from notify.messages import success_notice
+
+    completed = json.loads((RUN_OUTPUT / "_COMPLETED.json").read_text())
+    completed["summary"] = {
+        "images_found": 12,
+        "images_featurized": 11,
+        "images_rejected": 1,
+        "model_run": "s3://featurizer-data/runs/flowers/trained/",
+        "images_classified": 11,
+        "predicted": {"Banana": 3, "Kiwi": 8, "Lemon": 0},
+        "images_scored": 4,
+        "accuracy": 0.75,
+        "duration_seconds": 61.0,
+    }
+    notice = success_notice(
+        bucket="featurizer-data",
+        dataset="flowers",
+        run_id="p1",
+        completed=completed,
+        manifest=None,
+        metrics=None,
+        timings=None,
+    )
+
+    text = notice.message
+    assert text.startswith('Predict run p1 for dataset "flowers" finished successfully.')
+    assert "s3://featurizer-data/runs/flowers/trained/" in text
+    assert "Images classified:  11\n  Kiwi: 8\n  Banana: 3\nAccuracy:           75.0 % against" in text
+    assert "Lemon" not in text and "predictions.csv" in text and "pca.csv" not in text
