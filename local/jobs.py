@@ -355,9 +355,12 @@ class JobExecution:
         return process.returncode
 
     def _reaped(self, process: subprocess.Popen[bytes]) -> bool:
-        """Whether spark-submit has ended; if so its exit code is kept, and its largest resident set
-        (Linux gives kB) as the run's memory."""
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        """Whether spark-submit has ended; if so its exit code is kept, and the largest resident set of
+        one of its processes (Linux gives kB) as the run's memory: the Python workers' are not added."""
+        try:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        except ChildProcessError:  # stopping it reaped it first (a cancel, the stack's shutdown)
+            return process.poll() is not None
         if not pid:
             return False
         process.returncode = os.waitstatus_to_exitcode(status)

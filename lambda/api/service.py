@@ -181,14 +181,22 @@ class RunsApi:
         /runs/{run_id}), of the onnx engine the predict runs on; its record."""
         check_run_id(run_id, field="predict_with")
         trained = self._run_of(run_id, caller)
-        flag = f"{run_prefix(trained['dataset'], run_id)}{COMPLETED_FLAG}"
-        if not has_object(self.s3, self.settings.data_bucket, flag):
+        if source := trained.get("predict_with"):
+            raise InvalidRequestError(
+                "predict_with",
+                f"run {run_id} is a predict run, which fitted no pipeline: predict with the run it "
+                f"predicted with ({source}), or another run that trained one",
+            )
+        prefix = run_prefix(trained["dataset"], run_id)
+        if not has_object(self.s3, self.settings.data_bucket, f"{prefix}{COMPLETED_FLAG}"):
             raise InvalidRequestError(
                 "predict_with",
                 f"run {run_id} has not completed (GET /runs/{run_id} says where it is): predict with a "
                 "completed run",
             )
-        if trained.get("options", {}).get("engine") == "tensorflow":
+        # A refit's record has no engine (it takes none): its manifest has the one it featurized with.
+        manifest = self._read_optional(f"{prefix}manifest.json") or {}
+        if manifest.get("options", {}).get("engine") == "tensorflow":
             raise InvalidRequestError(
                 "predict_with",
                 f"run {run_id} featurized with the tensorflow engine, and predict runs use the onnx "
@@ -219,6 +227,7 @@ class RunsApi:
             "options": run.get("options", {}),
             "trigger": run["trigger"],
             "created_at": run["created_at"],
+            **{name: run[name] for name in ("from_run", "predict_with") if run.get(name)},
         }
         job_run_id = self._job_run_of(run)
         if job_run_id is None:
@@ -329,7 +338,7 @@ def _check_predict_options(options: RunOptions, predict_with: str) -> None:
     """A predict run applies its trained run's model and pipeline: an option that would choose others is
     refused, not ignored."""
     for name in PREDICT_REFUSES:
-        if getattr(options, name) is not None:
+        if getattr(options, name) not in (None, False):  # a switch left off is no option
             raise InvalidRequestError(
                 f"options.{name}",
                 f"is not taken by a predict run: the model and pipeline of run {predict_with} decide the "

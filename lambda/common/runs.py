@@ -186,6 +186,12 @@ class RunSpec(BaseModel):
     def from_run_uri(self) -> str | None:
         return f"{self.output_uri}{self.from_run}/" if self.from_run else None
 
+    @model_validator(mode="after")
+    def _predicts_from_a_folder(self) -> RunSpec:
+        if (self.predict_with is None) != (self.predict_with_uri is None):
+            raise ValueError("predict_with and predict_with_uri go together: the trained run and its folder")
+        return self
+
     @field_validator("run_id", "dataset")
     @classmethod
     def _path_safe(cls, value: str, info: ValidationInfo) -> str:

@@ -552,7 +552,9 @@ def main(argv: Sequence[str] | None = None, local: bool = False, prog: str = "sp
     options = parse_options(argv, prog=prog)
     progress = Progress()
     try:
-        if local and any(storage.is_s3(uri) for uri in (options.input, options.output)):
+        if local and any(
+            storage.is_s3(uri) for uri in (options.input, options.output, options.model_run or "")
+        ):
             require_s3a()
         prepared = prepare(options)
     except (InputError, WeightsUnavailable, S3ConnectorMissing) as error:

@@ -27,13 +27,24 @@ PROBABILITY = "probability"  # LogisticRegression's output column
 
 
 class IncompatibleModel(ValueError):
-    """The trained run's features came from another model or preprocessing than the predict run's."""
+    """The trained run cannot classify: it fitted no pipeline, or its features came from another model or
+    preprocessing than the predict run's."""
+
+
+class NothingToPredict(ValueError):
+    """Every listed image was rejected: there is nothing to classify."""
 
 
 def settled(options: JobOptions, trained: dict[str, Any]) -> tuple[JobOptions, ModelArtifact]:
     """The predict run's options (the trained run's engine and precision) and its model: `--model` if
-    given, else the trained run's own model file where it can still be read, else the one the run's
-    options give (exported from --weights); IncompatibleModel unless its features are the trained run's."""
+    given, else the trained run's own model file where it can still be read, else the one its weights
+    give (an fp32 export); IncompatibleModel unless its features are the trained run's."""
+    model_run = str(options.model_run)
+    if source := trained["options"].get("model_run"):
+        raise IncompatibleModel(
+            f"--model-run {model_run} is a predict run, which fitted no pipeline: give the run it "
+            f"predicted with ({source}), or another run that trained one"
+        )
     recorded = model_of(trained)
     engine = trained["options"].get("engine", "onnx")
     options = replace(options, engine=engine, precision=recorded.precision)
@@ -42,9 +53,14 @@ def settled(options: JobOptions, trained: dict[str, Any]) -> tuple[JobOptions, M
     elif _readable(recorded.source):
         as_file = {"model": recorded.source} if engine == "onnx" else {"weights": recorded.source}
         model = model_for(replace(options, **as_file))
+    elif recorded.precision != "fp32" or recorded.weights_source == "unknown":
+        raise IncompatibleModel(
+            f"--model-run {model_run} featurized with {recorded.source}, which cannot be read now: pass "
+            f"that model file as --model (its sha256 is {recorded.sha256})"
+        )
     else:
-        model = model_for(options)
-    check_compatible(recorded, model, str(options.model_run))
+        model = model_for(replace(options, weights=recorded.weights_source))
+    check_compatible(recorded, model, model_run)
     return replace(options, model=model.source if engine == "onnx" else None), model
 
 
@@ -125,6 +141,10 @@ def prediction_metrics(predicted: DataFrame, pipeline: PipelineModel, model_run:
             correct += row["count"] if row["label"] == row[PREDICTED_LABEL] else 0
         elif row["label"] is not None:
             other_folders += row["count"]
+    if not rows:
+        raise NothingToPredict(
+            "every image of the input was rejected, so none was classified: rejected.csv says why each was"
+        )
     return {
         "model_run": model_run,
         "classes": classes,

@@ -24,12 +24,24 @@ SERVICE = "execute-api"
 # GET /runs/<id>'s states a run does not leave (lambda/common/runs.py's ENDED_STATES; a test compares).
 SUCCEEDED = ("COMPLETED",)
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "START_FAILED")
+EMR_ENDED = ("SUCCESS", "FAILED", "CANCELLED")  # the job run's, after which EMR bills it (GET's cost)
+COST_WAIT_SECONDS = 120  # a run ends with its flag; its job run a little later, and then it is billed
 TIMEOUT_SECONDS = 30  # one request's
+RETRIES = 5  # polls in a row that may fail (the API throttled, unreachable or failing) before wait gives up
 LOCAL_REGION = "us-east-1"  # what a request to the local stack is signed for: it checks no signature
 
 
 class RemoteError(RuntimeError):
-    """The API could not be reached or refused the request; the message says what to do."""
+    """The API could not be reached or refused the request; the message says what to do. `transient`:
+    asking again later may succeed (429, 5xx, no answer)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class StillRunning(RemoteError):
+    """`wait --timeout` passed before the run ended."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +62,12 @@ class Api:
                 answer: dict[str, Any] = json.loads(response.read() or b"{}")
                 return answer
         except urllib.error.HTTPError as error:
-            raise RemoteError(_refusal(error)) from None
+            raise RemoteError(_refusal(error), transient=error.code == 429 or error.code >= 500) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             raise RemoteError(
                 f"cannot reach the API at {self.url} ({getattr(error, 'reason', error)}): check --api "
-                f"(or ${API_ENV}), the stack's ApiUrl output"
+                f"(or ${API_ENV}), the stack's ApiUrl output",
+                transient=True,
             ) from None
 
     def _signed(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> dict[str, str]:
@@ -140,19 +153,31 @@ def wait(
     timeout: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Follow the run until it ends, printing each new state; returns its last status."""
+    """Follow the run until it ends (and, for up to COST_WAIT_SECONDS more, until EMR has billed its job
+    run), printing each new state; returns its last status. A poll that fails for a while is retried."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    shown = None
+    shown, ended_at, failures = None, None, 0
     while True:
-        status = api.call("GET", f"/runs/{quote(run_id, safe='')}")
+        try:
+            status = api.call("GET", f"/runs/{quote(run_id, safe='')}")
+            failures = 0
+        except RemoteError as error:
+            failures += 1
+            if not error.transient or failures >= RETRIES:
+                raise
+            sleep(interval)
+            continue
         line = describe(status)
         if line != shown:
             print(line, file=out, flush=True)
             shown = line
         if status["state"] in ENDED:
-            return status
-        if deadline is not None and time.monotonic() >= deadline:
-            raise RemoteError(f"run {run_id} is still {status['state']} after {timeout:.0f} s: wait again")
+            ended_at = ended_at or time.monotonic()
+            billed = "cost" in status or status.get("emr", {}).get("state") in EMR_ENDED
+            if billed or time.monotonic() - ended_at >= COST_WAIT_SECONDS or "emr" not in status:
+                return status
+        elif deadline is not None and time.monotonic() >= deadline:
+            raise StillRunning(f"run {run_id} is still {status['state']} after {timeout:.0f} s: wait again")
         sleep(interval)
 
 
@@ -195,7 +220,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
-    """Exit status: 0 done (a run: it completed), 1 the run failed or was cancelled, 2 a refused request."""
+    """Exit status: 0 done (a run: it completed), 1 the run failed or was cancelled, 2 a refused request
+    (or an API that stayed unreachable), 3 `--timeout` passed with the run still going."""
     args = _parser().parse_args(argv)
     if not args.api:
         print(
@@ -224,5 +250,5 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             return 0
     except RemoteError as error:
         print(f"featurizer remote: {error}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(error, StillRunning) else 2
     return 0 if status["state"] in SUCCEEDED else 1

@@ -4,6 +4,7 @@ refused before Spark starts."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -14,11 +15,12 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from featurizer.cli import main as cli
-from featurizer.job import InputError, prepare
+from featurizer.job import InputError, RunFailed, execute, prepare
 from featurizer.manifest import COMPLETED_FLAG
 from featurizer.model import PREDICTED_LABEL, as_model_input
 from featurizer.options import JobOptions
-from featurizer.report import REPORT_NAME
+from featurizer.progress import Progress
+from featurizer.report import PREDICT_SECTIONS, REPORT_NAME
 from featurizer.samples import generate
 from tests.images import bad_files, write
 
@@ -102,7 +104,9 @@ def test_the_counts_say_what_was_classified_and_scored_against_folders(
         manifest["model"]["model_sha256"]
         == json.loads((Path(metrics["model_run"]) / "manifest.json").read_text())["model"]["model_sha256"]
     )
-    assert "Predict run p" in (predicted / REPORT_NAME).read_text(encoding="utf-8")
+    page = (predicted / REPORT_NAME).read_text(encoding="utf-8")
+    assert "<h1>Predict run p of batch</h1>" in page
+    assert [key for key in PREDICT_SECTIONS if f'<section id="{key}">' in page] == list(PREDICT_SECTIONS)
 
 
 def _trained_copy(onnx_run: Path, root: Path, **model: object) -> Path:
@@ -145,3 +149,25 @@ def test_a_trained_run_that_did_not_complete_is_refused(
 
     with pytest.raises(InputError, match=r"--model-run .* is not a completed run"):
         prepare(options)
+
+
+def test_a_predict_run_is_no_trained_run(predicted: Path, new_images: Path, tmp_path: Path) -> None:
+    options = JobOptions(str(new_images), str(tmp_path / "runs"), "p2", model_run=str(predicted))
+
+    with pytest.raises(InputError, match="is a predict run, which fitted no pipeline: give the run it"):
+        prepare(options)
+
+
+def test_an_input_whose_every_image_is_rejected_fails_saying_so(
+    spark: SparkSession, onnx_run: Path, weights: Path, tmp_path: Path
+) -> None:
+    write(tmp_path / "broken", {"a.jpg": bad_files()["truncated.jpg"][0]})
+    options = JobOptions(
+        str(tmp_path / "broken"), str(tmp_path / "runs"), "p", weights=str(weights), model_run=str(onnx_run)
+    )
+
+    with pytest.raises(RunFailed, match="failed in stage predict: every image of the input was rejected"):
+        execute(spark, prepare(options), Progress(io.StringIO()))
+
+    assert (tmp_path / "runs" / "p" / "rejected.csv").read_text().count("a.jpg") == 1
+    assert not (tmp_path / "runs" / "p" / COMPLETED_FLAG).exists()

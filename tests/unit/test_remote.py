@@ -72,12 +72,15 @@ def status(state: str, **more: Any) -> tuple[int, dict[str, Any]]:
     return 200, {"run_id": "r1", "state": state, "emr": {"state": more.pop("emr", state)}, **more}
 
 
+DONE = {"images_featurized": 60, "accuracy": 0.98}
 SUCCESS = [
     (202, {"run_id": "r1", "jobRunId": "j1"}),
     status("PENDING"),
+    (503, {"message": "Service Unavailable"}),
     status("RUNNING"),
     status("RUNNING"),
-    status("COMPLETED", emr="RUNNING", summary={"images_featurized": 60, "accuracy": 0.98}),
+    status("COMPLETED", emr="RUNNING", summary=DONE),
+    status("COMPLETED", emr="SUCCESS", summary=DONE, cost={"usd": 0.0042, "estimate": True}),
 ]
 FAILURE = [
     status("RUNNING"),
@@ -108,7 +111,9 @@ def test_start_and_wait_signs_each_request_and_exits_0_with_the_summary(
         "r1: PENDING",
         "r1: RUNNING",
         "r1: COMPLETED (EMR RUNNING) - images_featurized 60, accuracy 0.98",
+        "r1: COMPLETED (EMR SUCCESS) - images_featurized 60, accuracy 0.98 - cost $0.0042 (an estimate)",
     ]
+    assert not api.answers
 
 
 @pytest.mark.parametrize("api", [FAILURE], indirect=True)
@@ -159,3 +164,13 @@ def test_without_credentials_an_aws_api_is_refused_before_any_request(
     url = "https://abc123.execute-api.eu-west-1.amazonaws.com"
     assert remote(["--api", url, "status", "r1"]) == 2
     assert "no AWS credentials found to sign the request" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("api", [[status("RUNNING")] * 3], indirect=True)
+def test_wait_past_its_timeout_exits_3_the_run_still_going(
+    api: FakeApi, credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--api", api.url, "--region", "eu-west-1", "wait", "r1", "--interval", "0", "--timeout", "0"]
+
+    assert remote(argv, out=io.StringIO()) == 3
+    assert "run r1 is still RUNNING after 0 s: wait again" in capsys.readouterr().err

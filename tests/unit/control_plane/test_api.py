@@ -563,3 +563,12 @@ def test_a_predict_run_names_a_completed_run_and_the_job_reads_that_run(
         f"s3://{local_aws.resources['DataBucket']}/runs/{dataset}/{trained['run_id']}/"
     )
     assert "--model" not in arguments and "--weights" not in arguments
+    again = {**predict, "predict_with": created["run_id"]}
+    status, refused, _ = call(handlers, events.api("POST", "/runs", json.dumps(again)), context)
+    assert (status, refused["field"]) == (400, "predict_with")
+    assert (
+        f"is a predict run, which fitted no pipeline: predict with the run it"
+        f" predicted with ({trained['run_id']})" in refused["problem"]
+    )
+    status, shown, _ = call(handlers, events.api("GET", f"/runs/{created['run_id']}"), context)
+    assert shown["predict_with"] == trained["run_id"]
