@@ -245,7 +245,9 @@ class RunsApi:
             "logs": self.settings.job_log_uri(job_run_id),
         }
         s = self.settings
-        if cost := run_cost(job, s.prices, s.architecture, s.emulated):
+        size = records.input_size_of(run)
+        planned = None if size is None else plan_run(size, s.limits, {s.architecture: s.prices})
+        if cost := run_cost(job, s.prices, s.architecture, s.emulated, planned):
             status["cost"] = cost
         prefix = run_prefix(str(run["dataset"]), run_id)
         try:

@@ -12,15 +12,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from common.plan import PRICES_REGION, PRICING_PAGE, Prices
+from common.plan import PRICES_REGION, PRICING_PAGE, Plan, Prices
 
 ARCHITECTURES = {"X86_64": "x86_64", "ARM64": "arm64"}  # the template's names -> PRICES' keys
 
 
 def run_cost(
-    job_run: dict[str, Any], prices: Prices, architecture: str, estimated: bool
+    job_run: dict[str, Any], prices: Prices, architecture: str, estimated: bool, planned: Plan | None = None
 ) -> dict[str, Any] | None:
-    """The `cost` of GET /runs/<id>: None while EMR has billed nothing yet (the job run has not ended)."""
+    """The `cost` of GET /runs/<id>, beside what the run's plan said (`planned`, from the input's count
+    when the run started); None while EMR has billed nothing yet (the job run has not ended)."""
     billed = job_run.get("billedResourceUtilization")
     if not billed:
         return None
@@ -38,6 +39,14 @@ def run_cost(
         "prices": asdict(prices),
         "prices_source": f"{PRICING_PAGE} ({PRICES_REGION} on-demand unless the deployment set its own)",
         "estimate": estimated,
+        **(
+            {
+                "planned_usd": round(planned.cost_usd[architecture], 6),
+                "planned_hours": round(planned.hours, 4),
+            }
+            if planned is not None
+            else {}
+        ),
         "basis": (
             "the local stack's measured resources (cores held x wall time, largest resident set x wall "
             "time): an estimate, not a bill"

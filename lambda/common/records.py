@@ -27,6 +27,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from common.items import from_item, to_item
+from common.plan import InputSize
 from common.runs import RunSpec
 
 RUN_RECORD_TTL_SECONDS = 400 * 24 * 3600  # a run's status stays queryable for a little over a year
@@ -39,6 +40,22 @@ OPEN_RUN = "RUN"  # the due-index partition of open runs (datasets use "DUE": dr
 RECONCILE_INTERVAL_SECONDS = 600
 # What an open run waits for before it is closed: its end e-mailed, and (drop runs) its dataset released.
 NOTIFIED, RELEASED = "notified_at", "released_at"
+
+
+def _size_item(size: InputSize) -> dict[str, Any]:
+    """The input's count as the plan took it (GET /runs compares the run's cost with that plan's)."""
+    return {"images": size.images, "complete": size.complete, **({"bytes": size.bytes} if size.bytes else {})}
+
+
+def input_size_of(run: dict[str, Any]) -> InputSize | None:
+    """The count a run's record keeps, as put_run wrote it (None: not counted)."""
+    size = run.get("input_size")
+    if not size:
+        return None
+    counted_bytes = size.get("bytes")
+    return InputSize(
+        int(size["images"]), None if counted_bytes is None else int(counted_bytes), bool(size["complete"])
+    )
 
 
 def _run_key(run_id: str) -> dict[str, str]:
@@ -64,6 +81,7 @@ def put_run(table: Any, run: RunSpec, *, application_id: str) -> None:
                 "trigger": run.trigger,
                 **({"from_run": run.from_run} if run.from_run else {}),
                 **({"predict_with": run.predict_with} if run.predict_with else {}),
+                **({"input_size": _size_item(run.input_size)} if run.input_size else {}),
                 "requested_by": run.requested_by,
                 "application_id": application_id,
                 "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),

@@ -86,6 +86,7 @@ def assert_cost_is_the_measured_hours_priced(stack: RunningStack, run_id: str) -
     assert cost["estimate"] is True and cost["architecture"] == "x86_64"
     assert cost["vcpu_hours"] == pytest.approx(CORES * cost["duration_seconds"] / 3600, abs=CORES / 3600)
     assert cost["memory_gb_hours"] > 0 and cost["storage_gb_hours"] == 0
+    assert cost["planned_usd"] > 0  # the plan of the 60 images counted at the start, for EMR's workers
     assert cost["usd"] == pytest.approx(
         cost["vcpu_hours"] * prices["vcpu_hour"] + cost["memory_gb_hours"] * prices["gb_hour"], abs=1e-6
     )

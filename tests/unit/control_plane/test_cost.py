@@ -8,7 +8,8 @@ import pytest
 from common.config import env_prices
 from common.cost import run_cost
 from common.errors import MissingConfigurationError
-from common.plan import PRICES, Prices
+from common.plan import PRICES, InputSize, Prices, plan_run
+from tests.unit.settings import JOB_SETTINGS
 
 ENDED = {
     "state": "SUCCESS",
@@ -48,3 +49,12 @@ def test_the_template_s_prices_replace_the_published_ones_and_bad_ones_are_named
     monkeypatch.setenv("PRICE_GB_HOUR", "cheap")
     with pytest.raises(MissingConfigurationError, match=r"PRICE_GB_HOUR.*must be a price in USD"):
         env_prices(PRICES["x86_64"])
+
+
+def test_the_cost_is_given_beside_the_plan_of_the_run_s_input() -> None:
+    planned = plan_run(InputSize(10_000, 50_000_000), JOB_SETTINGS.limits, PRICES)
+
+    cost = run_cost(ENDED, PRICES["arm64"], "arm64", estimated=False, planned=planned)
+
+    assert cost is not None
+    assert cost["planned_usd"] == round(planned.cost_usd["arm64"], 6) and cost["planned_hours"] > 0
