@@ -70,7 +70,7 @@ class JobRun:
     process: subprocess.Popen[bytes] | None = None
     work_dir: Path | None = None
     cores: int = 0  # what spark-submit ran on (local[cores])
-    memory_gb: float = 0.0  # the largest resident set of its processes, measured when it ended
+    memory_gb: float = 0.0  # spark-submit's peak resident set, measured as it runs
 
     def describe(self) -> dict[str, Any]:
         """The ``JobRun`` shape of GetJobRun (botocore's emr-serverless model)."""
@@ -344,7 +344,8 @@ class JobExecution:
             self.run.process = process
             self.run.started_at = time.time()
             self.set_state("RUNNING")
-            while process.returncode is None and not self._reaped(process):
+            while process.poll() is None:
+                self._measure(process.pid)
                 if time.time() - self.run.started_at > timeout and not self.run.cancel.is_set():
                     self.request_cancel(
                         f"Job run timed out after {self.run.execution_timeout_minutes} minutes"
@@ -354,18 +355,16 @@ class JobExecution:
                 time.sleep(0.5)
         return process.returncode
 
-    def _reaped(self, process: subprocess.Popen[bytes]) -> bool:
-        """Whether spark-submit has ended; if so its exit code is kept, and the largest resident set of
-        one of its processes (Linux gives kB) as the run's memory: the Python workers' are not added."""
+    def _measure(self, pid: int) -> None:
+        """The run's memory so far: spark-submit's peak resident set (the JVM it becomes; the Python
+        workers' are not added), as Linux keeps it in /proc (kB). Elsewhere it stays 0."""
         try:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        except ChildProcessError:  # stopping it reaped it first (a cancel, the stack's shutdown)
-            return process.poll() is not None
-        if not pid:
-            return False
-        process.returncode = os.waitstatus_to_exitcode(status)
-        self.run.memory_gb = usage.ru_maxrss / 2**20
-        return True
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # ended since, or no /proc
+            return
+        peak = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), None)
+        if peak is not None:
+            self.run.memory_gb = max(self.run.memory_gb, int(peak) / 2**20)
 
     def _upload_logs(self, work: Path) -> None:
         monitoring = self.run.configuration_overrides.get("monitoringConfiguration", {})
