@@ -81,6 +81,16 @@ def _reuse(count: Callable[[str], Any]) -> str:
     )
 
 
+def _image_lines(count: Callable[[str], Any]) -> list[str]:
+    """Every successful run's first counts: the images found, featurized (and reused) and rejected."""
+    return [
+        f"Images found:       {count('images_found')}",
+        f"Images featurized:  {count('images_featurized')}" + _reuse(count),
+        f"Images rejected:    {count('images_rejected')}"
+        + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
+    ]
+
+
 def success_notice(
     *,
     bucket: str,
@@ -104,16 +114,14 @@ def success_notice(
     duration = summary.get("duration_seconds", (timings or {}).get("total_seconds"))
     prefix = run_prefix(dataset, run_id)
     output = completed.get("output") or f"s3://{bucket}/{prefix}"
-    if "images_classified" in summary:
+    predicting = "images_classified" in summary
+    if predicting:
         lines = _predicted_lines(run_id, dataset, summary, count)
     else:
         lines = [
             f'Run {run_id} for dataset "{dataset}" finished successfully.',
             "",
-            f"Images found:       {count('images_found')}",
-            f"Images featurized:  {count('images_featurized')}" + _reuse(count),
-            f"Images rejected:    {count('images_rejected')}"
-            + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
+            *_image_lines(count),
             f"Classes:            {count('classes')}"
             f" (train {count('train_images')}, test {count('test_images')};"
             f" fitted on {count('images_fitted')})",
@@ -126,7 +134,7 @@ def success_notice(
         "",
         *_report_lines(completed.get("report")),
         f"Outputs: {output}",
-        *(PREDICT_OUTPUTS if "images_classified" in summary else RUN_OUTPUTS),
+        *(PREDICT_OUTPUTS if predicting else RUN_OUTPUTS),
         f"Browse: {CONSOLE.format(bucket=bucket, prefix=prefix)}",
     ]
     return Notice(
@@ -149,10 +157,7 @@ def _predicted_lines(
         f'Predict run {run_id} for dataset "{dataset}" finished successfully.',
         f"Classified with the pipeline of: {summary.get('model_run', 'unknown')}",
         "",
-        f"Images found:       {count('images_found')}",
-        f"Images featurized:  {count('images_featurized')}" + _reuse(count),
-        f"Images rejected:    {count('images_rejected')}"
-        + ("  (listed in rejected.csv)" if count("images_rejected") not in (0, "unknown") else ""),
+        *_image_lines(count),
         f"Images classified:  {summary['images_classified']}",
         *(f"  {label}: {n}" for label, n in classes if n),
         f"Accuracy:           {_percent(summary.get('accuracy'))} against their folders ({scored} images)"

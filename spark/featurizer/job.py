@@ -459,17 +459,26 @@ def _write(
     checked = None
     if run.options.self_test:
         checked = self_test_report(list(run.prepared.access), worker_environments(spark, task_slots(spark)))
+    parquet = {"features": features.schema, "pca": scores.schema}
+    csv_rows = {"pca_csv": pca_rows, "rejected_csv": rejected_rows}
+    return _write_manifest(run, listing, parquet, csv_rows, fit_counts(metrics), checked)
+
+
+def _write_manifest(
+    run: Run,
+    listing: CatalogSummary,
+    parquet: dict[str, StructType],
+    csv_rows: dict[str, int],
+    more_counts: dict[str, Any] | None = None,
+    self_test: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """manifest.json, with the counts read back from the outputs named (and `more_counts`); returns it."""
     counts = verified_counts(
-        spark,
-        run.options.run_uri,
-        listing,
-        run.images_through_model.value,
-        run.reuse,
-        parquet={"features": features.schema, "pca": scores.schema},
-        csv_rows={"pca_csv": pca_rows, "rejected_csv": rejected_rows},
-    ) | fit_counts(metrics)
+        run.spark, run.options.run_uri, listing, run.images_through_model.value, run.reuse, parquet, csv_rows
+    )
+    model, started = run.prepared.model, run.started_at
     described = manifest(
-        spark, run.options, run.prepared.model, counts, run.started_at, datetime.now(UTC), self_test=checked
+        run.spark, run.options, model, counts | (more_counts or {}), started, datetime.now(UTC), self_test
     )
     storage.write_json(run.uri("manifest.json"), described)
     return described
@@ -489,18 +498,9 @@ def _predict(run: Run, listing: CatalogSummary, rejected_rows: int) -> tuple[dic
     with run.stage("write"):
         csv_rows = write_single_csv(as_csv(predicted), run.uri("predictions.csv"), order_by="image_id")
         storage.write_json(run.uri("metrics.json"), metrics)
-        counts = verified_counts(
-            spark,
-            run.options.run_uri,
-            listing,
-            run.images_through_model.value,
-            run.reuse,
-            parquet={"features": features.schema, "predictions": predicted.schema},
-            csv_rows={"predictions_csv": csv_rows, "rejected_csv": rejected_rows},
-        )
-        model, started = run.prepared.model, run.started_at
-        described = manifest(spark, run.options, model, counts, started, datetime.now(UTC))
-        storage.write_json(run.uri("manifest.json"), described)
+        parquet = {"features": features.schema, "predictions": predicted.schema}
+        written = {"predictions_csv": csv_rows, "rejected_csv": rejected_rows}
+        described = _write_manifest(run, listing, parquet, written)
     return metrics, described
 
 

@@ -326,9 +326,9 @@ def parse_options(
     argv: Sequence[str] | None, prog: str = "featurizer run", env: Mapping[str, str] | None = None
 ) -> JobOptions:
     """Parse job arguments; argparse exits with status 2 and a message naming the bad argument."""
-    parser = build_parser(prog, os.environ if env is None else env)
-    args = parser.parse_args(argv)
     given = os.environ if env is None else env
+    parser = build_parser(prog, given)
+    args = parser.parse_args(argv)
     if not args.input and not args.from_run:
         parser.error("--input is required: a folder of images (or --from-run, a run to refit)")
     if args.model_run:

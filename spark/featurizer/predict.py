@@ -131,16 +131,20 @@ def prediction_metrics(predicted: DataFrame, pipeline: PipelineModel, model_run:
     """metrics.json of a predict run: images per predicted class and, for the images in a folder named
     after one of the classes, the share predicted as their folder."""
     classes = class_labels(pipeline)
-    rows = predicted.groupBy("label", PREDICTED_LABEL).count().collect()
+    label = F.col("label")
+    # At most 4 rows per class reach the driver, however many folders the input has.
+    kind = (
+        F.when(label.isin(*classes), F.when(label == F.col(PREDICTED_LABEL), "correct").otherwise("wrong"))
+        .when(label.isNotNull(), "other")
+        .otherwise("unlabelled")
+    )
+    rows = predicted.groupBy(PREDICTED_LABEL, kind.alias("kind")).count().collect()
     per_class = dict.fromkeys(classes, 0)
-    scored = correct = other_folders = 0
+    kinds = dict.fromkeys(("correct", "wrong", "other", "unlabelled"), 0)
     for row in rows:
         per_class[row[PREDICTED_LABEL]] += row["count"]
-        if row["label"] in per_class:
-            scored += row["count"]
-            correct += row["count"] if row["label"] == row[PREDICTED_LABEL] else 0
-        elif row["label"] is not None:
-            other_folders += row["count"]
+        kinds[row["kind"]] += row["count"]
+    scored, correct = kinds["correct"] + kinds["wrong"], kinds["correct"]
     if not rows:
         raise NothingToPredict(
             "every image of the input was rejected, so none was classified: rejected.csv says why each was"
@@ -151,6 +155,6 @@ def prediction_metrics(predicted: DataFrame, pipeline: PipelineModel, model_run:
         "images_classified": sum(per_class.values()),
         "predicted": per_class,
         "images_scored": scored,
-        "images_in_other_folders": other_folders,
+        "images_in_other_folders": kinds["other"],
         "accuracy": correct / scored if scored else None,
     }
