@@ -2,6 +2,7 @@
 
 POST   /runs             {"input": "s3://<data-bucket>/inbox/<dataset>/", "options": {...}} -> 202
                          ... "dry_run": true: the run's plan (workers, hours, dollars), nothing started -> 200
+GET    /runs             the caller's runs, newest first (?limit=&next=; operators: ?started_by=drop) -> 200
 GET    /runs/{run_id}    state, EMR details, timings and metrics once complete               -> 200
 DELETE /runs/{run_id}    cancel the EMR job run                                              -> 202
 """
@@ -25,7 +26,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.callers import Caller
-from api.requests import RequestValidationError, check_run_id, parse_run_request, request_text
+from api.requests import (
+    RequestValidationError,
+    check_run_id,
+    parse_list_query,
+    parse_run_request,
+    request_text,
+)
 from api.service import RunsApi
 from common.config import AccessSettings, JobSettings, StateSettings
 from common.errors import InvalidRequestError, PermissionMissingError, RunStartError
@@ -101,6 +108,13 @@ def create_run() -> Response:
     logger.info("run requested", extra={"caller": caller.arn, **created})
     status_url = f"https://{context.domain_name}/runs/{created['run_id']}"
     return _json(202, {**created, "status_url": status_url}, headers={"Location": status_url})
+
+
+@app.get("/runs")
+@tracer.capture_method
+def list_runs() -> Response:
+    query = parse_list_query(app.current_event.query_string_parameters)
+    return _json(200, runs.list_runs(query, current_caller()))
 
 
 @app.get("/runs/<run_id>")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from base64 import b64decode
+from base64 import b64decode, urlsafe_b64decode, urlsafe_b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -162,3 +165,64 @@ def check_run_id(run_id: str, field: str = "run_id") -> str:
     if not is_valid_run_id(run_id):
         raise InvalidRequestError(field, f"must match {RUN_ID_PATTERN.pattern}")
     return run_id
+
+
+LIST_LIMIT_BOUNDS = (1, 100)
+LIST_LIMIT_DEFAULT = 20
+STARTED_BY = ("me", "drop")
+PAGE_KEYS = frozenset(
+    {"pk", "listed_by", "created_at"}
+)  # runs-index's keys and the table's  # GET /runs?started_by=: the caller's runs, or (operators) the drops'
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """``GET /runs?limit=&started_by=&next=``: a page of runs, newest first."""
+
+    limit: int = LIST_LIMIT_DEFAULT
+    drops: bool = False
+    after: dict[str, str] | None = None  # the key the previous page ended at, from its ``next`` token
+
+
+def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
+    params = params or {}
+    unknown = sorted(set(params) - {"limit", "started_by", "next"})
+    if unknown:
+        raise InvalidRequestError(
+            unknown[0], "unknown query parameter; the parameters are: limit, started_by, next"
+        )
+    low, high = LIST_LIMIT_BOUNDS
+    limit = params.get("limit", str(LIST_LIMIT_DEFAULT))
+    if not limit.isdigit() or not low <= int(limit) <= high:
+        raise InvalidRequestError(
+            "limit", f"must be a whole number from {low} to {high}, got {_shown(limit)}"
+        )
+    started_by = params.get("started_by", STARTED_BY[0])
+    if started_by not in STARTED_BY:
+        raise InvalidRequestError(
+            "started_by", f"must be one of {', '.join(STARTED_BY)}, got {_shown(started_by)}"
+        )
+    return ListQuery(
+        int(limit), started_by == "drop", _page_key(params["next"]) if "next" in params else None
+    )
+
+
+def page_token(key: Mapping[str, Any]) -> str:
+    """The ``next`` token of a page that ended at ``key`` (the index's keys: strings)."""
+    return urlsafe_b64encode(json.dumps(dict(key), sort_keys=True).encode()).decode()
+
+
+def _page_key(token: str) -> dict[str, str]:
+    """The key a ``next`` token holds; a token this API did not give is the caller's mistake."""
+    refused = InvalidRequestError("next", "is not a token of this listing: send the next of the page before")
+    try:
+        key = json.loads(urlsafe_b64decode(token.encode()))
+    except ValueError:  # binascii.Error, JSON, UnicodeDecodeError
+        raise refused from None
+    if (
+        not isinstance(key, dict)
+        or set(key) != PAGE_KEYS
+        or not all(isinstance(v, str) for v in key.values())
+    ):
+        raise refused
+    return key

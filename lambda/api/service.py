@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from api.callers import Caller
-from api.requests import RunRequest, check_run_id, normalise_input
+from api.requests import ListQuery, RunRequest, check_run_id, normalise_input, page_token
 from common import records, tracking
 from common.config import AccessSettings, JobSettings
 from common.cost import run_cost
@@ -43,6 +43,7 @@ from common.runs import (
     run_prefix,
     split_s3_uri,
 )
+from common.trained import unusable
 
 REPORT_LINK_SECONDS = 3600
 # How long a request may spend counting its input (the function's timeout is 30 s): S3 lists 1,000 keys a
@@ -181,27 +182,8 @@ class RunsApi:
         /runs/{run_id}), of the onnx engine the predict runs on; its record."""
         check_run_id(run_id, field="predict_with")
         trained = self._run_of(run_id, caller)
-        if source := trained.get("predict_with"):
-            raise InvalidRequestError(
-                "predict_with",
-                f"run {run_id} is a predict run, which fitted no pipeline: predict with the run it "
-                f"predicted with ({source}), or another run that trained one",
-            )
-        prefix = run_prefix(trained["dataset"], run_id)
-        if not has_object(self.s3, self.settings.data_bucket, f"{prefix}{COMPLETED_FLAG}"):
-            raise InvalidRequestError(
-                "predict_with",
-                f"run {run_id} has not completed (GET /runs/{run_id} says where it is): predict with a "
-                "completed run",
-            )
-        # A refit's record has no engine (it takes none): its manifest has the one it featurized with.
-        manifest = self._read_optional(f"{prefix}manifest.json") or {}
-        if manifest.get("options", {}).get("engine") == "tensorflow":
-            raise InvalidRequestError(
-                "predict_with",
-                f"run {run_id} featurized with the tensorflow engine, and predict runs use the onnx "
-                "engine's environment: train a run with the default engine and predict with it",
-            )
+        if problem := unusable(self.s3, self.settings.data_bucket, trained["dataset"], run_id):
+            raise InvalidRequestError("predict_with", problem)
         return trained
 
     def _check_cap(self, caller: Caller) -> None:
@@ -272,6 +254,27 @@ class RunsApi:
         elif emr_state in TERMINAL_STATES:
             status["failure"] = {"message": state_details}
         return status
+
+    def list_runs(self, query: ListQuery, caller: Caller) -> dict[str, Any]:
+        """A page of the caller's runs (an operator's: of the drops' with ``started_by=drop``), newest first,
+        each with its EMR state; GET /runs/{run_id} gives one run whole, and whether it completed."""
+        if query.drops and not caller.is_operator:
+            raise InvalidRequestError(
+                "started_by", "drop runs belong to no caller: only the operator role lists them", 403
+            )
+        listed_by = records.DROP_RUNS if query.drops else caller.arn
+        if query.after is not None and query.after["listed_by"] != listed_by:
+            raise InvalidRequestError(
+                "next", "is a token of another listing: send the next of the page before"
+            )
+        items, last = records.list_runs(self.table, listed_by, query.limit, query.after)
+        return {"runs": [self._listed(item) for item in items], "next": last and page_token(last)}
+
+    def _listed(self, run: dict[str, Any]) -> dict[str, Any]:
+        listed = {name: run[name] for name in (*records.LISTED, "created_at") if run.get(name)}
+        job_run_id = run.get("job_run_id")
+        state = _not_started(run)["state"] if job_run_id is None else self._emr_state(job_run_id)[0]
+        return {**listed, "state": state}
 
     def cancel_run(self, run_id: str, caller: Caller) -> dict[str, Any]:
         run = self._run_of(run_id, caller)

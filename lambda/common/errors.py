@@ -88,7 +88,8 @@ class StateContentionError(ControlPlaneError):
 
 
 class RunStartError(ControlPlaneError):
-    """EMR Serverless refused to start a job run (``code``: its error code, which callers may be shown)."""
+    """EMR Serverless refused to start a job run (``code``: its error code, which callers may be shown), or a
+    prediction batch's drop found no trained run to predict with."""
 
     def __init__(self, message: str, code: str = "unknown") -> None:
         self.code = code

@@ -13,7 +13,8 @@ A run is recorded before its job run is started (`put_run`), and its job run aft
 transaction with the index), so every job run this service starts has a record; common/tracking.py finds
 the job run of a record whose link was lost. Open runs sit in the sparse ``due-index`` beside the datasets
 due for the sweep; an API caller's open runs also sit in ``caller-index`` (attribute ``open_by``), which
-counts a caller's runs in flight.
+counts a caller's runs in flight. Every run recorded since GET /runs sits in ``runs-index`` under the caller
+that started it (``listed_by``: its ARN, or DROP_RUNS for a drop's), newest first by ``created_at``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ RUN_RECORD_TTL_SECONDS = 400 * 24 * 3600  # a run's status stays queryable for a
 CONDITION_FAILED = "ConditionalCheckFailedException"
 DUE_INDEX = "due-index"
 CALLER_INDEX = "caller-index"
+RUNS_INDEX = "runs-index"
+DROP_RUNS = "drop"  # the runs-index partition of runs a drop started (the others are their callers' ARNs)
+# The attributes GET /runs lists (runs-index projects them, with job_run_id and start_error for the state).
+LISTED = ("run_id", "dataset", "input", "trigger", "from_run", "predict_with")
 OPEN_RUN = "RUN"  # the due-index partition of open runs (datasets use "DUE": drop_to_run/store.py)
 # An open run is checked against EMR this long after it was recorded, then as often while it runs: a lost
 # end event is made good within about this time (docs/control-plane.md, "Reconciliation").
@@ -89,6 +94,7 @@ def put_run(table: Any, run: RunSpec, *, application_id: str) -> None:
                 "sweep": OPEN_RUN,
                 "due_at": to_item(float(now + RECONCILE_INTERVAL_SECONDS)),
                 **({"open_by": run.requested_by} if run.requested_by else {}),
+                "listed_by": run.requested_by or DROP_RUNS,
             },
             ConditionExpression="attribute_not_exists(pk)",
         )
@@ -216,6 +222,23 @@ def runs_in_flight(table: Any, caller: str) -> int:
         table, IndexName=CALLER_INDEX, KeyConditionExpression=Key("open_by").eq(caller), Select="COUNT"
     )
     return sum(int(page["Count"]) for page in pages)
+
+
+def list_runs(
+    table: Any, listed_by: str, limit: int, after: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Up to ``limit`` runs of a runs-index partition, newest first, from past ``after`` (the key the
+    previous page ended at); and the key this page ends at, if more may follow."""
+    query: dict[str, Any] = {
+        "IndexName": RUNS_INDEX,
+        "KeyConditionExpression": Key("listed_by").eq(listed_by),
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if after is not None:
+        query["ExclusiveStartKey"] = after
+    page = table.query(**query)
+    return [from_item(item) for item in page["Items"]], page.get("LastEvaluatedKey")
 
 
 def get_run(table: Any, run_id: str) -> dict[str, Any] | None:

@@ -3,6 +3,9 @@
 Layout of the data bucket (see docs/control-plane.md):
 
     inbox/<dataset>/...             images dropped by users (and the optional inbox/<dataset>/_START marker)
+    inbox/<dataset>/_predict/<batch>/...
+                                    images to classify with the dataset's latest trained run (a predict run
+                                    per batch; the dataset's own runs skip "_" folders, as Spark does)
     runs/<dataset>/<run_id>/...     one run's outputs, as described in docs/outputs.md
     logs/                           EMR Serverless logs (monitoringConfiguration logUri)
 
@@ -24,6 +27,8 @@ from common.plan import InputSize
 INBOX_PREFIX = "inbox/"
 RUNS_PREFIX = "runs/"
 START_MARKER = "_START"
+# The folder of a dataset's prediction batches: inbox/<dataset>/_predict/<batch>/ (common/drop_units.py).
+PREDICT_FOLDER = "_predict"
 # Datasets the drop-to-run pipeline leaves alone: packaging/selftest.py uploads there and starts the run.
 SELF_TEST_PREFIX = "selftest-"
 COMPLETED_FLAG = "_COMPLETED.json"

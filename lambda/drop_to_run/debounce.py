@@ -42,7 +42,7 @@ class Phase(StrEnum):
 class Upload:
     """One object-created event under inbox/<dataset>/."""
 
-    dataset: str
+    dataset: str  # the drop unit's name (common/drop_units.py): the dataset, or one prediction batch of it
     key: str
     time: float
     is_start_marker: bool = False
@@ -50,7 +50,7 @@ class Upload:
 
 @dataclass(frozen=True)
 class DatasetState:
-    dataset: str
+    dataset: str  # the drop unit's name, as in Upload
     version: int = 0
     phase: Phase = Phase.IDLE
     pending: bool = False

@@ -1,4 +1,4 @@
-"""Messages of the uploads queue, as typed models, turned into ``Upload`` values.
+"""Messages of the uploads queue, as typed models, turned into ``Upload`` values of their drop unit.
 
 The queue receives EventBridge "Object Created" events (the template's wiring). It also accepts S3 event
 notification records (``{"Records": [...]}``, as S3 sends them when a bucket notification targets the queue
@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from pydantic import BaseModel, Json
 
+from common.drop_units import NotADropUnit, unit_of_path
 from common.runs import DATASET_PATTERN, INBOX_PREFIX, SELF_TEST_PREFIX, START_MARKER, is_valid_dataset
 from drop_to_run.debounce import Upload
 
@@ -62,7 +63,11 @@ def upload_from_key(key: str, time: float) -> Upload | Ignored:
             f"dataset names that start with {SELF_TEST_PREFIX!r} are the self-test's (packaging/selftest.py "
             "starts their runs through the API): rename the folder to start a run from a drop",
         )
-    return Upload(dataset=dataset, key=key, time=time, is_start_marker=rest == START_MARKER)
+    try:
+        unit, path = unit_of_path(dataset, rest)
+    except NotADropUnit as error:
+        return Ignored(key, str(error))
+    return Upload(dataset=unit.name, key=key, time=time, is_start_marker=path == START_MARKER)
 
 
 def uploads_in(message: UploadsMessage) -> list[Upload | Ignored]:

@@ -12,8 +12,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common import records, tracking
+from common import trained as trained_runs
 from common.config import JobSettings
-from common.errors import PermissionMissingError, RunStartError
+from common.drop_units import DropUnit
+from common.errors import PermissionMissingError, RunStartError, UnreadableOutputError
 from common.outputs import count_objects
 from common.plan import InputSize
 from common.runs import INBOX_PREFIX, RunSpec, make_run_id, output_uri
@@ -37,6 +39,8 @@ class StartOutcome:
 
 @dataclass
 class DropToRun:
+    """Each ``dataset`` below names a drop unit: a dataset or a prediction batch (common/drop_units.py)."""
+
     store: DatasetStore
     table: Any
     settings: JobSettings
@@ -77,7 +81,10 @@ class DropToRun:
             action = debounce.decide(state, now, self.quiet_seconds, backlog_seconds)
             chosen.append(action)
             if action is Action.CLAIM:
-                return debounce.claim(state, now, make_run_id(dataset, _utc(now), salt=str(state.version)))
+                run_id = make_run_id(
+                    DropUnit.named(dataset).dataset, _utc(now), salt=f"{dataset}|{state.version}"
+                )
+                return debounce.claim(state, now, run_id)
             if action is Action.RELAUNCH:
                 return debounce.relaunch_attempt(state)
             if action is Action.GIVE_UP:
@@ -96,30 +103,52 @@ class DropToRun:
             self._send_start_failed(after)
         return outcome
 
-    def _input_size(self, dataset: str) -> InputSize | None:
-        """The dataset's objects, counted within COUNT_BUDGET_SECONDS, which size the start request (None:
+    def _input_size(self, unit: DropUnit) -> InputSize | None:
+        """The unit's objects, counted within COUNT_BUDGET_SECONDS, which size the start request (None:
         not counted, sized as the template says; the run starts all the same)."""
-        prefix = f"{INBOX_PREFIX}{dataset}/"
         try:
             return count_objects(
-                self.s3, self.settings.data_bucket, prefix, budget_seconds=COUNT_BUDGET_SECONDS
+                self.s3, self.settings.data_bucket, unit.prefix, budget_seconds=COUNT_BUDGET_SECONDS
             )
         except (PermissionMissingError, ClientError, BotoCoreError):
-            logger.exception("could not count the dataset's objects", extra={"dataset": dataset})
+            logger.exception("could not count the unit's objects", extra={"unit": unit.name})
             return None
+
+    def _spec(self, unit: DropUnit, run_id: str) -> RunSpec:
+        """The run a drop starts: a training run of the dataset, or a predict run of a batch with the
+        dataset's newest trained run (RunStartError if it has none: retried, then e-mailed)."""
+        bucket = self.settings.data_bucket
+        output = output_uri(bucket, unit.dataset)
+        trained = None
+        if unit.predicts:
+            try:
+                trained = trained_runs.latest_trained_run(self.s3, bucket, unit.dataset)
+            except (PermissionMissingError, UnreadableOutputError, ClientError, BotoCoreError) as error:
+                raise RunStartError(f"could not look for a trained run under {output}: {error}") from error
+            if trained is None:
+                raise RunStartError(
+                    f"dataset {unit.dataset!r} has no completed run that trained a classifier (none of its "
+                    f"newest {trained_runs.NEWEST_RUNS_LOOKED_AT} runs under {output} did): drop its "
+                    f"labelled images into s3://{bucket}/{INBOX_PREFIX}{unit.dataset}/<class>/ and wait "
+                    "for that run to complete",
+                    "NoTrainedRun",
+                )
+        return RunSpec(
+            run_id=run_id,
+            dataset=unit.dataset,
+            input_uri=f"s3://{bucket}/{unit.prefix}",
+            output_uri=output,
+            trigger="drop",
+            input_size=self._input_size(unit),
+            predict_with=trained,
+            predict_with_uri=None if trained is None else f"{output}{trained}/",
+        )
 
     def _launch(self, state: DatasetState, now: float, action: Action) -> StartOutcome:
         assert state.run_id is not None
         run_id = state.run_id
-        spec = RunSpec(
-            run_id=run_id,
-            dataset=state.dataset,
-            input_uri=f"s3://{self.settings.data_bucket}/{INBOX_PREFIX}{state.dataset}/",
-            output_uri=output_uri(self.settings.data_bucket, state.dataset),
-            trigger="drop",
-            input_size=self._input_size(state.dataset),
-        )
         try:
+            spec = self._spec(DropUnit.named(state.dataset), run_id)
             result = self.launch(spec)
         except IdempotencyAlreadyInProgressError:
             logger.info("run start already in progress elsewhere", extra={"run_id": run_id})
@@ -145,7 +174,7 @@ class DropToRun:
         run_id = str(state.notice_due)
         notice = start_failed_notice(
             bucket=self.settings.data_bucket,
-            dataset=state.dataset,
+            unit=DropUnit.named(state.dataset),
             run_id=run_id,
             attempts=state.launch_attempts,
             error=state.last_error,
@@ -162,10 +191,12 @@ class DropToRun:
         if run is None:
             logger.info("job run not started by this service", extra={"job_run_id": job_run_id})
             return None
-        run_id, dataset = str(run["run_id"]), str(run["dataset"])
-        self.store.mutate(dataset, lambda state: debounce.ended(state, run_id, outcome))
+        run_id = str(run["run_id"])
+        record = records.get_run(self.table, run_id)
+        unit = DropUnit(str(run["dataset"])) if record is None else DropUnit.of_input(str(record["input"]))
+        self.store.mutate(unit.name, lambda state: debounce.ended(state, run_id, outcome))
         records.mark_run(self.table, run_id, records.RELEASED)
-        return self.start_if_due(dataset, now, debounce.UNMEASURED)
+        return self.start_if_due(unit.name, now, debounce.UNMEASURED)
 
 
 def _utc(epoch: float) -> datetime:

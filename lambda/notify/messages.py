@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common.drop_units import DropUnit
 from common.runs import INBOX_PREFIX, START_MARKER, run_prefix, split_s3_uri
 
 CONSOLE = "https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={prefix}"
@@ -204,7 +205,7 @@ def failure_notice(
         lines += [
             "",
             f"Nothing was deleted: the images are still in {input_uri}",
-            f"To try again, fix the problem and upload {INBOX_PREFIX}{dataset}/{START_MARKER} "
+            f"To try again, fix the problem and upload {_start_marker(dataset, input_uri)} "
             "(or POST /runs again)."
             if dataset
             else "To try again, POST /runs again.",
@@ -217,20 +218,28 @@ def failure_notice(
     )
 
 
+def _start_marker(dataset: str, input_uri: str) -> str:
+    """The marker that starts the input's drop unit again (a prediction batch's own, or its dataset's)."""
+    try:
+        return f"{DropUnit.of_input(input_uri).prefix}{START_MARKER}"
+    except ValueError:  # an API input inside a dataset's folder: the dataset's marker covers it
+        return f"{INBOX_PREFIX}{dataset}/{START_MARKER}"
+
+
 def start_failed_notice(
-    *, bucket: str, dataset: str, run_id: str, attempts: int, error: str | None
+    *, bucket: str, unit: DropUnit, run_id: str, attempts: int, error: str | None
 ) -> Notice:
-    """A drop's run that EMR Serverless refused every time it was asked to start it."""
+    """A drop's run that could not be started any time it was tried (EMR refused it, or a prediction batch
+    had no trained run)."""
     message = (
-        f'A run for dataset "{dataset}" (run id {run_id}) could not be started on EMR '
-        f"Serverless after {attempts} attempts.\n\n"
+        f"A run for {unit.describe()} (run id {run_id}) could not be started after {attempts} attempts.\n\n"
         f"Last error: {error or 'unknown'}\n\n"
-        f"The images are still in s3://{bucket}/{INBOX_PREFIX}{dataset}/. "
-        f"Fix the problem, then upload {INBOX_PREFIX}{dataset}/{START_MARKER} to try again.\n"
+        f"The images are still in s3://{bucket}/{unit.prefix}. "
+        f"Fix the problem, then upload {unit.prefix}{START_MARKER} to try again.\n"
     )
     return Notice(
         key=f"start_failed#{run_id}",
-        subject=_subject(f"Featurizer run could not start: {dataset}"),
+        subject=_subject(f"Featurizer run could not start: {unit.name}"),
         message=message,
         run_id=run_id,
     )

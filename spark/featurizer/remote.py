@@ -1,4 +1,4 @@
-"""`featurizer remote`: start, follow and cancel runs of the deployed service through its HTTP API.
+"""`featurizer remote`: start, follow, cancel and list runs of the deployed service through its HTTP API.
 
 Requests to AWS are signed with SigV4 from the caller's own AWS credentials (botocore's signer, the one
 the AWS CLI uses), as the API's IAM authorization requires; the local stack's API takes the same
@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 API_ENV = "FEATURIZER_API"
 SERVICE = "execute-api"
@@ -181,6 +181,27 @@ def wait(
         sleep(interval)
 
 
+def list_runs(api: Api, out: TextIO, limit: int, drops: bool, after: str | None, every: bool) -> None:
+    """Print the caller's runs (or the drops'), newest first, a line each: a page, or with ``every`` all
+    of them; a page with more after it ends with the option that lists them."""
+    while True:
+        query = {
+            "limit": str(limit),
+            **({"started_by": "drop"} if drops else {}),
+            **({"next": after} if after else {}),
+        }
+        page = api.call("GET", f"/runs?{urlencode(query)}")
+        for run in page["runs"]:
+            source = next((f" {k} {run[k]}" for k in ("predict_with", "from_run") if run.get(k)), "")
+            print(f"{run['run_id']}  {run['created_at']}  {run['state']}  {run['trigger']}{source}", file=out)
+        after = page.get("next")
+        if not after:
+            return
+        if not every:
+            print(f"(more: list --next {after}, or list --all)", file=out)
+            return
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -213,6 +234,11 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("run_id")
+    listing = commands.add_parser("list", help="GET /runs: your runs, newest first")
+    listing.add_argument("--limit", type=int, default=20, help="runs a page (20; at most 100)")
+    listing.add_argument("--drops", action="store_true", help="the runs drops started (the operator role)")
+    listing.add_argument("--next", default=None, help="the page after the one that printed this token")
+    listing.add_argument("--all", action="store_true", help="every page, not only the first")
     for command in (start, commands.choices["wait"]):
         command.add_argument("--interval", type=float, default=10.0, help="seconds between polls (10)")
         command.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
@@ -241,6 +267,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             status = wait(api, created["run_id"], out, args.interval, args.timeout)
         elif args.command == "wait":
             status = wait(api, args.run_id, out, args.interval, args.timeout)
+        elif args.command == "list":
+            list_runs(api, out, args.limit, args.drops, args.next, args.all)
+            return 0
         elif args.command == "status":
             status = api.call("GET", f"/runs/{quote(args.run_id, safe='')}")
             print(json.dumps(status, indent=2), file=out)

@@ -72,6 +72,13 @@ def test_a_posted_run_is_followed_to_success_and_notified(stack: RunningStack, i
     assert len(rows) == len({row["image_id"] for row in rows}) == 60
     assert all(row["predicted_label"] == row["label_1"] for row in rows)
 
+    out = io.StringIO()  # `remote list`: the caller's runs, newest first, with what they predicted with
+    assert remote(["--api", stack.endpoints["api"], "list", "--all"], out) == 0
+    listed = {line.split()[0]: (number, line) for number, line in enumerate(out.getvalue().splitlines())}
+    (newest, line), (trained, _) = listed[str(predicted["run_id"])], listed[created["run_id"]]
+    assert newest < trained
+    assert line.endswith(f"  SUCCESS  api predict_with {created['run_id']}")
+
 
 def assert_cost_is_the_measured_hours_priced(stack: RunningStack, run_id: str) -> None:
     """Issue 23: once the job run has ended, GET /runs/<id> gives its cost, from the emulator's measured

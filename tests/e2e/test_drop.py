@@ -16,6 +16,7 @@ from tests.e2e.stack import QUIET_SECONDS, SWEEP_SECONDS, RunningStack, job_stat
 def test_a_drop_of_a_few_hundred_images_starts_one_run_that_completes_and_notifies(
     stack: RunningStack, dataset: str, tmp_path: Path
 ) -> None:
+    """Then a prediction batch dropped under the dataset's _predict/ folder is classified with that run."""
     samples = generate(tmp_path / dataset, per_class=60, seed=7, defects=True)
     uploaded = stack.upload(samples.root, dataset)
 
@@ -37,6 +38,23 @@ def test_a_drop_of_a_few_hundred_images_starts_one_run_that_completes_and_notifi
         Bucket=DATA_BUCKET, Key=f"runs/{dataset}/{run['name']}/_COMPLETED.json"
     )
     assert json.loads(flag["Body"].read())["summary"]["images_featurized"] == featurized
+
+    # Issue 23: a prediction batch dropped beside the dataset is classified with the run just trained
+    batch = generate(tmp_path / "week-49", per_class=3, seed=11, defects=False)
+    (batch.root / "_START").write_bytes(b"")
+    stack.upload(batch.root, f"{dataset}/_predict/week-49")
+    (predict,) = wait_for(
+        lambda: [r for r in stack.job_runs(dataset) if r["id"] != run["id"]], 60, "the batch's run"
+    )
+    wait_for(lambda: job_state(stack, predict["id"]) in TERMINAL, 240, "the predict run to end", every=2)
+    assert job_state(stack, predict["id"]) == "SUCCESS"
+    message = notification(stack, predict["name"])["Message"]
+    assert f"Classified with the pipeline of: s3://{DATA_BUCKET}/runs/{dataset}/{run['name']}/" in message
+    assert f"Images classified:  {batch.images}\n" in message
+    key = f"runs/{dataset}/{predict['name']}/predictions.csv"
+    rows = stack.client("s3").get_object(Bucket=DATA_BUCKET, Key=key)["Body"].read().decode().splitlines()
+    assert len(rows) == 1 + batch.images
+    assert len(stack.job_runs(dataset)) == 2, "the batch started no training run of the dataset"
 
 
 def test_duplicate_s3_events_start_one_run(stack: RunningStack, dataset: str, tmp_path: Path) -> None:

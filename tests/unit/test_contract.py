@@ -26,6 +26,7 @@ from common.errors import InvalidRequestError
 from common.runs import (
     COMPLETED_FLAG,
     FAILED_FLAG,
+    PREDICT_FOLDER,
     PREDICT_REFUSES,
     REFIT_KEEPS,
     RunOptions,
@@ -34,6 +35,7 @@ from common.runs import (
     output_uri,
 )
 from featurizer.failures import FAILED_FLAG as JOB_FAILED_FLAG
+from featurizer.listing import is_hidden
 from featurizer.manifest import COMPLETED_FLAG as JOB_COMPLETED_FLAG
 from featurizer.options import PREDICT_REFUSES as JOB_PREDICT_REFUSES
 from featurizer.options import REFIT_KEEPS as JOB_REFIT_KEEPS
@@ -258,6 +260,11 @@ def test_the_run_folder_and_its_flags_are_where_the_control_plane_looks() -> Non
     assert isinstance(parsed, JobOptions)
     assert parsed.run_uri == f"{output_uri(JOB_SETTINGS.data_bucket, 'flowers')}{RUN_ID}/"
     assert (JOB_COMPLETED_FLAG, JOB_FAILED_FLAG) == (COMPLETED_FLAG, FAILED_FLAG)
+
+
+def test_a_datasets_run_skips_the_prediction_batches_dropped_inside_its_folder() -> None:
+    """inbox/<dataset>/_predict/<batch>/ starts predict runs; the dataset's training runs must not read it."""
+    assert is_hidden(PREDICT_FOLDER)
 
 
 @pytest.mark.parametrize("value", [True, False])

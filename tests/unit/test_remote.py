@@ -174,3 +174,45 @@ def test_wait_past_its_timeout_exits_3_the_run_still_going(
 
     assert remote(argv, out=io.StringIO()) == 3
     assert "run r1 is still RUNNING after 0 s: wait again" in capsys.readouterr().err
+
+
+def listed(run_id: str, **more: str) -> dict[str, str]:
+    return {
+        "run_id": run_id,
+        "created_at": "2026-12-03T10:00:00+00:00",
+        "state": "SUCCESS",
+        "trigger": "api",
+        **more,
+    }
+
+
+PAGES = [
+    (200, {"runs": [listed("r3", predict_with="r1"), listed("r2", from_run="r1")], "next": "tok+/="}),
+    (200, {"runs": [listed("r1")], "next": None}),
+]
+
+
+@pytest.mark.parametrize("api", [PAGES], indirect=True)
+def test_list_prints_a_line_a_run_and_follows_the_pages_with_all(api: FakeApi, credentials: None) -> None:
+    out = io.StringIO()
+
+    assert remote(["--api", api.url, "list", "--limit", "2", "--drops", "--all"], out=out) == 0
+
+    assert [request["path"] for request in api.received] == [
+        "/runs?limit=2&started_by=drop",
+        "/runs?limit=2&started_by=drop&next=tok%2B%2F%3D",
+    ]
+    assert [line.split("  ") for line in out.getvalue().splitlines()] == [
+        ["r3", "2026-12-03T10:00:00+00:00", "SUCCESS", "api predict_with r1"],
+        ["r2", "2026-12-03T10:00:00+00:00", "SUCCESS", "api from_run r1"],
+        ["r1", "2026-12-03T10:00:00+00:00", "SUCCESS", "api"],
+    ]
+
+
+@pytest.mark.parametrize("api", [PAGES[:1]], indirect=True)
+def test_list_without_all_prints_one_page_and_how_to_get_the_next(api: FakeApi, credentials: None) -> None:
+    out = io.StringIO()
+
+    assert remote(["--api", api.url, "list"], out=out) == 0
+
+    assert out.getvalue().splitlines()[-1] == "(more: list --next tok+/=, or list --all)"

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -128,6 +129,7 @@ def api_request(
     caller: str = "alice",
     role: str = "DataScientist",
     at: float | None = None,
+    query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (v2) request with IAM authorization, from tests/events/apigw_http_*.json:
     signed by session ``caller`` of role ``role``."""
@@ -135,7 +137,10 @@ def api_request(
         method, "apigw_http_delete_run.json"
     )
     event = load_event(name)
-    route = "POST /runs" if method == "POST" else f"{method} /runs/{{run_id}}"
+    route = f"{method} /runs" if path == "/runs" else f"{method} /runs/{{run_id}}"
+    if query is not None:
+        event["rawQueryString"] = urlencode(query)
+        event["queryStringParameters"] = query
     event["routeKey"] = route
     event["rawPath"] = path
     event["requestContext"]["routeKey"] = route
@@ -146,8 +151,10 @@ def api_request(
     )
     if at is not None:
         event["requestContext"]["timeEpoch"] = int(at * 1000)
-    if method != "POST":
+    if path != "/runs":
         event["pathParameters"] = {"run_id": path.rsplit("/", 1)[-1]}
+    else:
+        event.pop("pathParameters", None)
     if body is None:
         event.pop("body", None)
     else:

@@ -563,6 +563,13 @@ def test_a_predict_run_names_a_completed_run_and_the_job_reads_that_run(
         f"s3://{local_aws.resources['DataBucket']}/runs/{dataset}/{trained['run_id']}/"
     )
     assert "--model" not in arguments and "--weights" not in arguments
+    predicted = json.loads((EVENTS_DIR / "run_output" / "_COMPLETED.json").read_text())
+    predicted["summary"]["model_run"] = arguments[arguments.index("--model-run") + 1]
+    local_aws.client("s3").put_object(
+        Bucket="featurizer-data",
+        Key=f"runs/{dataset}/{created['run_id']}/_COMPLETED.json",
+        Body=json.dumps(predicted).encode(),
+    )
     again = {**predict, "predict_with": created["run_id"]}
     status, refused, _ = call(handlers, events.api("POST", "/runs", json.dumps(again)), context)
     assert (status, refused["field"]) == (400, "predict_with")

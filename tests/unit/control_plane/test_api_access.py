@@ -64,6 +64,48 @@ def test_a_drop_run_belongs_to_the_operators(
     operator = events.api("GET", f"/runs/{job['name']}", caller="oncall", role="FeaturizerOperator")
     assert call(handlers, operator, context)[0] == 200
 
+    drops = {"started_by": "drop"}
+    status, refused, _ = call(handlers, events.api("GET", "/runs", query=drops), context)
+    assert (status, refused["field"]) == (403, "started_by")
+    as_operator = events.api("GET", "/runs", caller="oncall", role="FeaturizerOperator", query=drops)
+    status, listed, _ = call(handlers, as_operator, context)
+    assert status == 200
+    assert job["name"] in {run["run_id"] for run in listed["runs"]}
+    assert {run["trigger"] for run in listed["runs"]} == {"drop"}
+
+
+def test_a_caller_lists_their_own_runs_newest_first_a_page_at_a_time(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, inbox: str
+) -> None:
+    """Issue 23 (`remote list`): GET /runs pages through the caller's runs, each with its state."""
+    bodies = [json.dumps({"input": inbox, "options": {"seed": seed}}) for seed in range(3)]
+    started = {call(handlers, events.api("POST", "/runs", body), context)[1]["run_id"] for body in bodies}
+    status, first, _ = call(handlers, events.api("GET", "/runs", query={"limit": "2"}), context)
+    assert status == 200 and len(first["runs"]) == 2 and first["next"]
+    status, rest, _ = call(handlers, events.api("GET", "/runs", query={"next": first["next"]}), context)
+    assert status == 200 and rest["next"] is None
+    listed = first["runs"] + rest["runs"]
+    assert [run["run_id"] for run in listed if run["run_id"] in started] == [r["run_id"] for r in listed]
+    assert {run["run_id"] for run in listed} == started
+    times = [run["created_at"] for run in listed]
+    assert times == sorted(times, reverse=True)
+    assert all(run["state"] and run["trigger"] == "api" and run["input"] == inbox for run in listed)
+    assert call(handlers, events.api("GET", "/runs", caller="mallory"), context)[1]["runs"] == []
+
+    for query, field in (
+        ({"limit": "0"}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"started_by": "bob"}, "started_by"),
+        ({"next": "not-a-token"}, "next"),
+        ({"page": "2"}, "page"),
+    ):
+        status, refused, _ = call(handlers, events.api("GET", "/runs", query=query), context)
+        assert (status, refused["field"]) == (400, field), refused
+    status, refused, _ = call(
+        handlers, events.api("GET", "/runs", caller="mallory", query={"next": first["next"]}), context
+    )
+    assert (status, refused["field"]) == (400, "next"), "a token of another caller's listing lists nothing"
+
 
 def test_a_caller_at_the_cap_of_runs_in_flight_gets_a_429_with_retry_after(
     local_aws: Any,

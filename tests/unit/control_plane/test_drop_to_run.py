@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from local.template import load_template
+from tests.paths import EVENTS_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -346,3 +347,78 @@ def test_a_backlog_that_cannot_be_read_holds_quiet_uploads_and_nothing_else(
 
     monkeypatch.undo()
     assert len(tick(handlers, events, context, T0 + 240, quiet)) == 1
+
+
+def _run_output(local_aws: Any, dataset: str, run_id: str, **summary: Any) -> None:
+    """A completed run's flag under runs/<dataset>/<run_id>/ (the fixture's, with ``summary`` over it)."""
+    completed = json.loads((EVENTS_DIR / "run_output" / "_COMPLETED.json").read_text())
+    completed["summary"] |= summary
+    local_aws.client("s3").put_object(
+        Bucket="featurizer-data", Key=f"runs/{dataset}/{run_id}/_COMPLETED.json", Body=json.dumps(completed)
+    )
+
+
+def _arguments(local_aws: Any, job_run_id: str) -> list[str]:
+    job = local_aws.client("emr-serverless").get_job_run(
+        applicationId=local_aws.application_id, jobRunId=job_run_id
+    )["jobRun"]
+    arguments: list[str] = job["jobDriver"]["sparkSubmit"]["entryPointArguments"]
+    return arguments
+
+
+def test_a_prediction_batch_is_its_own_drop_and_predicts_with_the_newest_trained_run(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str
+) -> None:
+    """Issue 23: images dropped into inbox/<dataset>/_predict/<batch>/ start a predict run of that batch with
+    the dataset's newest completed run that trained a classifier, apart from the dataset's own runs."""
+    data = "s3://featurizer-data"
+    older, trained, predicted, failed = (f"{dataset}-20261123T0{h}0000-0000000{h}" for h in range(4))
+    _run_output(local_aws, dataset, older)
+    _run_output(local_aws, dataset, trained)
+    _run_output(local_aws, dataset, predicted, model_run=f"{data}/runs/{dataset}/{older}/")
+    local_aws.client("s3").put_object(  # a run that failed: no flag
+        Bucket="featurizer-data", Key=f"runs/{dataset}/{failed}/_FAILED.json", Body=b"{}"
+    )
+    batch = f"inbox/{dataset}/_predict/week-49"
+    keys = [f"{batch}/img_{i}.jpg" for i in range(5)] + [f"{batch}/Banana/b.jpg", f"{batch}/_START"]
+    keys += [f"inbox/{dataset}/_predict/loose.jpg", f"inbox/{dataset}/Banana/new.jpg"]
+    deliver(handlers, events, context, [json.dumps(events.s3_object_created(k, T0 + 1)) for k in keys])
+
+    (run,) = local_aws.job_runs(dataset)  # the batch's marker started it; the dataset's image waits
+    arguments = _arguments(local_aws, run["id"])
+    assert arguments[arguments.index("--input") + 1] == f"{data}/{batch}/"
+    assert arguments[arguments.index("--output") + 1] == f"{data}/runs/{dataset}/"
+    assert arguments[arguments.index("--model-run") + 1] == f"{data}/runs/{dataset}/{trained}/"
+    state = local_aws.client("dynamodb").get_item(
+        TableName=local_aws.table_name, Key={"pk": {"S": f"dataset#{dataset}/_predict/week-49"}}
+    )["Item"]
+    assert state["run_id"] == {"S": run["name"]}
+
+    (training,) = tick(handlers, events, context, T0 + 1 + QUIET, dataset)  # the dataset's own, quiet
+    assert _arguments(local_aws, next(r["id"] for r in local_aws.job_runs(training)))[:2] == [
+        "--input", f"{data}/inbox/{dataset}/",
+    ]  # fmt: skip
+
+    # the batch is released when its run ends: an image added later starts the batch's next run
+    ended = events.emr_state_change(run["id"], "SUCCESS", T0 + 600, local_aws.application_id)
+    assert handlers["RunEndedFunction"](ended, context)["released"] is True
+    late = events.s3_object_created(f"{batch}/img_late.jpg", T0 + 700)
+    deliver(handlers, events, context, [json.dumps(late)])
+    (again,) = tick(handlers, events, context, T0 + 700 + QUIET, dataset)
+    arguments = _arguments(local_aws, next(r["id"] for r in local_aws.job_runs(again)))
+    assert arguments[arguments.index("--input") + 1] == f"{data}/{batch}/"
+
+
+def test_a_prediction_batch_of_a_dataset_with_no_trained_run_is_retried_then_reported(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str, sns_inbox: Any
+) -> None:
+    marker = events.s3_object_created(f"inbox/{dataset}/_predict/b1/_START", T0)
+    deliver(handlers, events, context, [json.dumps(marker)])
+    for minutes in (3, 4, 5):
+        tick(handlers, events, context, T0 + 60 * minutes, dataset)
+    assert local_aws.job_runs(dataset) == []
+    (message,) = sns_inbox()
+    assert message["Subject"] == f"Featurizer run could not start: {dataset}/_predict/b1"
+    assert f'prediction batch "b1" of dataset "{dataset}"' in message["Message"]
+    assert "has no completed run that trained a classifier" in message["Message"]
+    assert f"upload inbox/{dataset}/_predict/b1/_START to try again" in message["Message"]

@@ -125,7 +125,7 @@ def test_every_route_of_the_api_is_signed_with_iam(local_aws: Any) -> None:
         for event in r["Properties"].get("Events", {}).values()
         if event["Type"] == "HttpApi"
     ]
-    assert len(routes) == 3
+    assert len(routes) == 4
     for api in apis:
         assert resources[api]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
     for route in routes:
