@@ -11,12 +11,14 @@ import re
 from base64 import b64decode, urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from common.errors import InvalidRequestError
+from common.records import PAGE_KEYS
 from common.runs import (
     DATASET_PATTERN,
     INBOX_PREFIX,
@@ -169,10 +171,7 @@ def check_run_id(run_id: str, field: str = "run_id") -> str:
 
 LIST_LIMIT_BOUNDS = (1, 100)
 LIST_LIMIT_DEFAULT = 20
-STARTED_BY = ("me", "drop")
-PAGE_KEYS = frozenset(
-    {"pk", "listed_by", "created_at"}
-)  # runs-index's keys and the table's  # GET /runs?started_by=: the caller's runs, or (operators) the drops'
+STARTED_BY = ("me", "drop")  # GET /runs?started_by=: the caller's runs, or (operators) the drops'
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,8 @@ def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
         )
     low, high = LIST_LIMIT_BOUNDS
     limit = params.get("limit", str(LIST_LIMIT_DEFAULT))
-    if not limit.isdigit() or not low <= int(limit) <= high:
+    digits = limit.isascii() and limit.isdecimal() and len(limit) <= len(str(high))
+    if not digits or not low <= int(limit) <= high:
         raise InvalidRequestError(
             "limit", f"must be a whole number from {low} to {high}, got {_shown(limit)}"
         )
@@ -213,16 +213,19 @@ def page_token(key: Mapping[str, Any]) -> str:
 
 
 def _page_key(token: str) -> dict[str, str]:
-    """The key a ``next`` token holds; a token this API did not give is the caller's mistake."""
-    refused = InvalidRequestError("next", "is not a token of this listing: send the next of the page before")
+    """The key a ``next`` token holds, checked as far as DynamoDB would refuse it: a token this API did
+    not give is the caller's mistake, never a 5xx."""
+    refused = InvalidRequestError("next", "is not a token this API gave: send the next of the page before")
     try:
         key = json.loads(urlsafe_b64decode(token.encode()))
-    except ValueError:  # binascii.Error, JSON, UnicodeDecodeError
+    except (ValueError, RecursionError):  # binascii.Error, JSON, UnicodeDecodeError; deep nesting
         raise refused from None
-    if (
-        not isinstance(key, dict)
-        or set(key) != PAGE_KEYS
-        or not all(isinstance(v, str) for v in key.values())
-    ):
+    if not isinstance(key, dict) or set(key) != set(PAGE_KEYS):
         raise refused
+    if not all(isinstance(v, str) and v for v in key.values()) or not key["pk"].startswith("run#"):
+        raise refused
+    try:
+        datetime.fromisoformat(key["created_at"])
+    except ValueError:
+        raise refused from None
     return key

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from api.callers import Caller
 from api.requests import ListQuery, RunRequest, check_run_id, normalise_input, page_token
@@ -33,6 +34,7 @@ from common.runs import (
     FAILED,
     FAILED_FLAG,
     PREDICT_REFUSES,
+    PROGRESS_FILE,
     REFIT_KEEPS,
     START_FAILED,
     STARTING,
@@ -45,7 +47,10 @@ from common.runs import (
 )
 from common.trained import unusable
 
+logger = Logger(child=True)
+
 REPORT_LINK_SECONDS = 3600
+UNKNOWN = "UNKNOWN"  # GET /runs: the state of a listed run EMR did not answer for
 # How long a request may spend counting its input (the function's timeout is 30 s): S3 lists 1,000 keys a
 # request, so some 10^5 objects; a larger input is "at least" that many, sized as the largest run allowed.
 LISTING_BUDGET_SECONDS = 10
@@ -182,7 +187,11 @@ class RunsApi:
         /runs/{run_id}), of the onnx engine the predict runs on; its record."""
         check_run_id(run_id, field="predict_with")
         trained = self._run_of(run_id, caller)
-        if problem := unusable(self.s3, self.settings.data_bucket, trained["dataset"], run_id):
+        try:
+            problem = unusable(self.s3, self.settings.data_bucket, trained["dataset"], run_id)
+        except UnreadableOutputError as error:
+            problem = f"run {run_id}'s outputs are not the job's ({error}): predict with another run"
+        if problem:
             raise InvalidRequestError("predict_with", problem)
         return trained
 
@@ -253,6 +262,8 @@ class RunsApi:
             status["failure"] = {"message": f"the job ended without writing {COMPLETED_FLAG}"}
         elif emr_state in TERMINAL_STATES:
             status["failure"] = {"message": state_details}
+        elif progress := self._read_optional(f"{prefix}{PROGRESS_FILE}"):
+            status["progress"] = progress
         return status
 
     def list_runs(self, query: ListQuery, caller: Caller) -> dict[str, Any]:
@@ -265,16 +276,25 @@ class RunsApi:
         listed_by = records.DROP_RUNS if query.drops else caller.arn
         if query.after is not None and query.after["listed_by"] != listed_by:
             raise InvalidRequestError(
-                "next", "is a token of another listing: send the next of the page before"
+                "next",
+                "is a token of another listing: send it with the started_by and as the caller of the page "
+                "that gave it",
             )
         items, last = records.list_runs(self.table, listed_by, query.limit, query.after)
         return {"runs": [self._listed(item) for item in items], "next": last and page_token(last)}
 
     def _listed(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A listed run and its EMR state: UNKNOWN when EMR does not answer for it, so that one job run
+        does not fail the page."""
         listed = {name: run[name] for name in (*records.LISTED, "created_at") if run.get(name)}
         job_run_id = run.get("job_run_id")
-        state = _not_started(run)["state"] if job_run_id is None else self._emr_state(job_run_id)[0]
-        return {**listed, "state": state}
+        if job_run_id is None:
+            return {**listed, "state": _not_started(run)["state"]}
+        try:
+            return {**listed, "state": self._emr_state(job_run_id)[0]}
+        except (ClientError, BotoCoreError):
+            logger.warning("no state for a listed run", extra={"run_id": run.get("run_id")}, exc_info=True)
+            return {**listed, "state": UNKNOWN}
 
     def cancel_run(self, run_id: str, caller: Caller) -> dict[str, Any]:
         run = self._run_of(run_id, caller)

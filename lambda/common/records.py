@@ -6,7 +6,7 @@ Item kinds, by key prefix:
                             released) it carries ``sweep = "RUN"`` and ``due_at``, its next reconciliation
     jobrun#<job_run_id>     the run id and dataset of an EMR job run (EMR events carry only the job run id)
     claim#<fingerprint>     the run id an API request was given (so a retried request reuses it)
-    dataset#<dataset>       drop-to-run debounce state (drop_to_run/store.py)
+    dataset#<unit>          drop-to-run debounce state of a dataset or prediction batch (drop_to_run/store.py)
     <prefix>#<hash>         Powertools idempotency records
 
 A run is recorded before its job run is started (`put_run`), and its job run after (`record_job_run`, one
@@ -39,6 +39,7 @@ RUNS_INDEX = "runs-index"
 DROP_RUNS = "drop"  # the runs-index partition of runs a drop started (the others are their callers' ARNs)
 # The attributes GET /runs lists (runs-index projects them, with job_run_id and start_error for the state).
 LISTED = ("run_id", "dataset", "input", "trigger", "from_run", "predict_with")
+PAGE_KEYS = ("pk", "listed_by", "created_at")  # where a page of runs-index ends: the table's key, the index's
 OPEN_RUN = "RUN"  # the due-index partition of open runs (datasets use "DUE": drop_to_run/store.py)
 # An open run is checked against EMR this long after it was recorded, then as often while it runs: a lost
 # end event is made good within about this time (docs/control-plane.md, "Reconciliation").

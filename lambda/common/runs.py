@@ -32,6 +32,7 @@ PREDICT_FOLDER = "_predict"
 # Datasets the drop-to-run pipeline leaves alone: packaging/selftest.py uploads there and starts the run.
 SELF_TEST_PREFIX = "selftest-"
 COMPLETED_FLAG = "_COMPLETED.json"
+PROGRESS_FILE = "progress.json"  # the stage and images done while a run goes (spark/featurizer/progress.py)
 FAILED_FLAG = "_FAILED.json"
 # The states GET /runs/{run_id} gives a run besides EMR's job-run states, and those in which it has ended.
 STARTING, START_FAILED, COMPLETED, FAILED = "STARTING", "START_FAILED", "COMPLETED", "FAILED"

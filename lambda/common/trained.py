@@ -6,14 +6,20 @@ newest such run. The job checks the models themselves before any Spark work (spa
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from common.outputs import permission, read_optional_run_json, read_run_json
-from common.runs import COMPLETED_FLAG, RUNS_PREFIX, run_prefix
+from aws_lambda_powertools import Logger
 
-# The newest runs of a dataset a drop looks through for a trained one (each costs a GET or two): runs that
-# failed or predicted in between are skipped, and a dataset with more than this many in a row is told so.
-NEWEST_RUNS_LOOKED_AT = 25
+from common.errors import UnreadableOutputError
+from common.outputs import permission, read_optional_run_json, read_run_json
+from common.runs import COMPLETED_FLAG, RUNS_PREFIX, is_valid_run_id, run_prefix
+
+logger = Logger(child=True)
+
+# How long a drop looks through a dataset's runs, newest first, for a trained one (a GET or two each, so
+# some hundreds of runs): the predict runs and failed runs since the last trained run are skipped.
+LOOKUP_BUDGET_SECONDS = 10
 
 
 def unusable(s3: Any, bucket: str, dataset: str, run_id: str) -> str | None:
@@ -41,12 +47,22 @@ def unusable(s3: Any, bucket: str, dataset: str, run_id: str) -> str | None:
 
 
 def latest_trained_run(s3: Any, bucket: str, dataset: str) -> str | None:
-    """The newest of the dataset's last NEWEST_RUNS_LOOKED_AT runs that a predict run may apply (run ids
-    of one dataset sort by their start time: common/runs.py make_run_id); None if there is none."""
+    """The dataset's newest run that a predict run may apply, as far as LOOKUP_BUDGET_SECONDS reaches (run
+    ids of one dataset sort by their start time: common/runs.py make_run_id); None if none was found. A
+    run whose outputs are not the job's is skipped."""
     prefix = f"{RUNS_PREFIX}{dataset}/"
     run_ids: list[str] = []
     with permission("s3:ListBucket", bucket, prefix):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-            run_ids += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
-    newest = sorted(run_ids, reverse=True)[:NEWEST_RUNS_LOOKED_AT]
-    return next((run_id for run_id in newest if unusable(s3, bucket, dataset, run_id) is None), None)
+            names = (p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", []))
+            run_ids += [name for name in names if name.startswith(f"{dataset}-") and is_valid_run_id(name)]
+    deadline = time.monotonic() + LOOKUP_BUDGET_SECONDS
+    for run_id in sorted(run_ids, reverse=True):
+        if time.monotonic() >= deadline:
+            return None
+        try:
+            if unusable(s3, bucket, dataset, run_id) is None:
+                return run_id
+        except UnreadableOutputError:
+            logger.warning("run outputs not the job's: skipped", extra={"run_id": run_id})
+    return None

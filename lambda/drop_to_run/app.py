@@ -1,7 +1,8 @@
 """Drop-to-run handlers (three functions in template.yaml share this module).
 
-- ``on_uploads``: SQS batches of S3 "Object Created" events for inbox/ -> per-dataset debounce state; an
-  ``inbox/<dataset>/_START`` marker starts the run at once.
+- ``on_uploads``: SQS batches of S3 "Object Created" events for inbox/ -> per-unit debounce state (a
+  dataset, or a prediction batch ``inbox/<dataset>/_predict/<batch>/``: common/drop_units.py); an
+  ``_START`` marker in the unit's folder starts its run at once.
 - ``on_tick``: EventBridge schedule (every minute) -> start the runs of datasets whose uploads have been quiet
   for QUIET_SECONDS as far as the uploads queue has been read (drop_to_run/backlog.py); retry or give up runs
   EMR did not accept.

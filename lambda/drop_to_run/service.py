@@ -127,10 +127,11 @@ class DropToRun:
                 raise RunStartError(f"could not look for a trained run under {output}: {error}") from error
             if trained is None:
                 raise RunStartError(
-                    f"dataset {unit.dataset!r} has no completed run that trained a classifier (none of its "
-                    f"newest {trained_runs.NEWEST_RUNS_LOOKED_AT} runs under {output} did): drop its "
-                    f"labelled images into s3://{bucket}/{INBOX_PREFIX}{unit.dataset}/<class>/ and wait "
-                    "for that run to complete",
+                    f"found no completed run of dataset {unit.dataset!r} that trained a classifier under "
+                    f"{output} (its runs are looked through newest first for "
+                    f"{trained_runs.LOOKUP_BUDGET_SECONDS} s): drop its labelled images into "
+                    f"s3://{bucket}/{INBOX_PREFIX}{unit.dataset}/<class>/ and wait for that run to complete, "
+                    'or POST /runs with "predict_with" naming the trained run',
                     "NoTrainedRun",
                 )
         return RunSpec(
@@ -183,8 +184,9 @@ class DropToRun:
         self.store.mutate(state.dataset, lambda s: debounce.notice_sent(s, run_id))
 
     def run_ended(self, job_run_id: str, outcome: str, now: float) -> StartOutcome | None:
-        """Release the dataset of a finished drop run, then start its next run if an ``_START`` marker waits
-        (the queue's backlog is the sweep's to read: it starts the next run for quiet uploads)."""
+        """Release the drop unit of a finished drop run (an API run holds none), then start its next run if
+        an ``_START`` marker waits (the queue's backlog is the sweep's to read: it starts the next run for
+        quiet uploads)."""
         run = tracking.run_of_job_run(
             job_run_id, emr=self.emr, table=self.table, application_id=self.settings.application_id
         )
@@ -192,8 +194,9 @@ class DropToRun:
             logger.info("job run not started by this service", extra={"job_run_id": job_run_id})
             return None
         run_id = str(run["run_id"])
-        record = records.get_run(self.table, run_id)
-        unit = DropUnit(str(run["dataset"])) if record is None else DropUnit.of_input(str(record["input"]))
+        record = records.get_run(self.table, run_id) or {}
+        dropped = record.get("trigger") == "drop"  # an API run's input is any folder, and holds no unit
+        unit = DropUnit.of_input(str(record["input"])) if dropped else DropUnit(str(run["dataset"]))
         self.store.mutate(unit.name, lambda state: debounce.ended(state, run_id, outcome))
         records.mark_run(self.table, run_id, records.RELEASED)
         return self.start_if_due(unit.name, now, debounce.UNMEASURED)

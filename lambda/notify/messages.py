@@ -222,7 +222,7 @@ def _start_marker(dataset: str, input_uri: str) -> str:
     """The marker that starts the input's drop unit again (a prediction batch's own, or its dataset's)."""
     try:
         return f"{DropUnit.of_input(input_uri).prefix}{START_MARKER}"
-    except ValueError:  # an API input inside a dataset's folder: the dataset's marker covers it
+    except ValueError:  # an API input in some other folder: its dataset's marker starts the dataset again
         return f"{INBOX_PREFIX}{dataset}/{START_MARKER}"
 
 

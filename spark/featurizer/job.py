@@ -50,7 +50,7 @@ from featurizer.outputs import read_parquet, scored, write_parquet, write_single
 from featurizer.partitioning import arrow_batches, arrow_rows, featurize_tasks, task_slots
 from featurizer.predict import IncompatibleModel, as_csv, load_pipeline, prediction_metrics, predictions
 from featurizer.predict import settled as predict_settled
-from featurizer.progress import Progress
+from featurizer.progress import PROGRESS_FILE, Progress, ProgressFile
 from featurizer.refit import copy_outputs, listing_of
 from featurizer.report import write_report
 from featurizer.selftest import AccessCheck, AccessCheckFailed, access_checks, worker_environments
@@ -152,6 +152,7 @@ class Run:
     timer: StageTimer = field(default_factory=StageTimer)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     replaced: bool = False
+    progress_file: ProgressFile | None = None  # once the run's folder is replaced
     reuse: Reuse = field(default_factory=Reuse)
 
     @cached_property
@@ -175,16 +176,22 @@ class Run:
 
     @contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[None]:
-        """Time a step and show it; with `total`, its images done so far too."""
+        """Time a step and show it; with `total`, its images done so far too. Once the run's folder is
+        its own (replaced), progress.json says the same."""
         counted = self.images_processed if total is not None else None
         done = (lambda: counted.value) if counted is not None else None
-        with self.timer.stage(name), self.progress.stage(name, total, done):
+        published = self.progress_file
+        if published is not None:
+            published.publish(name, 0 if total is not None else None, total, start=True)
+        tick = None if published is None else (lambda count: published.publish(name, count, total))
+        with self.timer.stage(name), self.progress.stage(name, total, done, tick):
             yield
 
     def replace_outputs(self) -> None:
         """Empty the run's folder: re-running a run id replaces that run, never mixes two."""
         storage.delete_tree(self.options.run_uri)
         self.replaced = True
+        self.progress_file = ProgressFile(self.uri(PROGRESS_FILE))
 
     def record_failure(self, error: BaseException) -> dict[str, Any]:
         """`_FAILED.json` beside what was written so far (if even that fails, the log still says why);

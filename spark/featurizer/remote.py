@@ -121,11 +121,16 @@ def _refusal(error: urllib.error.HTTPError) -> str:
 
 
 def describe(status: dict[str, Any]) -> str:
-    """A run's state as one line: the state, EMR's, and when it ended, its summary."""
+    """A run's state as one line: the state, EMR's, its stage and images done while it goes (as far as the
+    job has published them), and when it ended, its summary."""
     emr = status.get("emr", {}).get("state")
     line = f"{status['run_id']}: {status['state']}" + (
         f" (EMR {emr})" if emr and emr != status["state"] else ""
     )
+    if progress := status.get("progress"):
+        line += f" - stage {progress.get('stage')}"
+        if progress.get("images_total") is not None:
+            line += f" {progress.get('images_done') or 0:,}/{progress['images_total']:,} images"
     summary = status.get("summary")
     if summary:
         line += " - " + ", ".join(f"{name} {_shown(value)}" for name, value in summary.items())
@@ -198,7 +203,8 @@ def list_runs(api: Api, out: TextIO, limit: int, drops: bool, after: str | None,
         if not after:
             return
         if not every:
-            print(f"(more: list --next {after}, or list --all)", file=out)
+            same = f" --limit {limit}" + (" --drops" if drops else "")
+            print(f"(more: list{same} --next {after}, or list{same} --all)", file=out)
             return
 
 

@@ -24,7 +24,7 @@ from featurizer.job import RunFailed, execute, main, prepare
 from featurizer.manifest import COMPLETED_FLAG
 from featurizer.model import as_model_input, class_labels
 from featurizer.options import FIT_MAX_PER_CLASS, WEIGHTS_ENV, JobOptions
-from featurizer.progress import Progress
+from featurizer.progress import PROGRESS_FILE, Progress
 from featurizer.samples import generate
 from featurizer.stratified import proportional_quotas
 from tests.conftest import WITH_TOP
@@ -149,6 +149,13 @@ def test_completion_flag_is_written_last_and_summarizes_the_run(onnx_run: Path) 
     assert completed["status"] == "COMPLETED"
     assert completed["summary"]["images_featurized"] == IMAGES_FOUND - REJECTED
     assert completed["summary"]["accuracy"] == metrics["accuracy"]
+
+
+def test_progress_file_names_the_last_stage_the_run_began(onnx_run: Path) -> None:
+    """GET /runs/<id> shows progress.json while a run goes; the last write is the write stage's start."""
+    progress = read_json(onnx_run / PROGRESS_FILE)
+
+    assert (progress["stage"], progress["images_done"], progress["images_total"]) == ("write", None, None)
 
 
 def test_timings_are_measured_per_stage(onnx_run: Path) -> None:

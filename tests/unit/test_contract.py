@@ -28,6 +28,7 @@ from common.runs import (
     FAILED_FLAG,
     PREDICT_FOLDER,
     PREDICT_REFUSES,
+    PROGRESS_FILE,
     REFIT_KEEPS,
     RunOptions,
     RunSpec,
@@ -40,6 +41,7 @@ from featurizer.manifest import COMPLETED_FLAG as JOB_COMPLETED_FLAG
 from featurizer.options import PREDICT_REFUSES as JOB_PREDICT_REFUSES
 from featurizer.options import REFIT_KEEPS as JOB_REFIT_KEEPS
 from featurizer.options import JobOptions, build_parser, parse_options
+from featurizer.progress import PROGRESS_FILE as JOB_PROGRESS_FILE
 from tests.unit.settings import JOB_SETTINGS
 
 INPUT = "s3://featurizer-data/inbox/flowers/"
@@ -260,6 +262,7 @@ def test_the_run_folder_and_its_flags_are_where_the_control_plane_looks() -> Non
     assert isinstance(parsed, JobOptions)
     assert parsed.run_uri == f"{output_uri(JOB_SETTINGS.data_bucket, 'flowers')}{RUN_ID}/"
     assert (JOB_COMPLETED_FLAG, JOB_FAILED_FLAG) == (COMPLETED_FLAG, FAILED_FLAG)
+    assert JOB_PROGRESS_FILE == PROGRESS_FILE
 
 
 def test_a_datasets_run_skips_the_prediction_batches_dropped_inside_its_folder() -> None:

@@ -73,12 +73,14 @@ def status(state: str, **more: Any) -> tuple[int, dict[str, Any]]:
 
 
 DONE = {"images_featurized": 60, "accuracy": 0.98}
+PROGRESS = {"stage": "featurize", "images_done": 1200, "images_total": 10000}
 SUCCESS = [
     (202, {"run_id": "r1", "jobRunId": "j1"}),
     status("PENDING"),
     (503, {"message": "Service Unavailable"}),
     status("RUNNING"),
-    status("RUNNING"),
+    status("RUNNING", progress=PROGRESS),
+    status("RUNNING", progress={"stage": "fit", "images_done": None, "images_total": None}),
     status("COMPLETED", emr="RUNNING", summary=DONE),
     status("COMPLETED", emr="SUCCESS", summary=DONE, cost={"usd": 0.0042, "estimate": True}),
 ]
@@ -110,6 +112,8 @@ def test_start_and_wait_signs_each_request_and_exits_0_with_the_summary(
     assert [line for line in lines if line.startswith("r1: ")] == [
         "r1: PENDING",
         "r1: RUNNING",
+        "r1: RUNNING - stage featurize 1,200/10,000 images",
+        "r1: RUNNING - stage fit",
         "r1: COMPLETED (EMR RUNNING) - images_featurized 60, accuracy 0.98",
         "r1: COMPLETED (EMR SUCCESS) - images_featurized 60, accuracy 0.98 - cost $0.0042 (an estimate)",
     ]
@@ -213,6 +217,7 @@ def test_list_prints_a_line_a_run_and_follows_the_pages_with_all(api: FakeApi, c
 def test_list_without_all_prints_one_page_and_how_to_get_the_next(api: FakeApi, credentials: None) -> None:
     out = io.StringIO()
 
-    assert remote(["--api", api.url, "list"], out=out) == 0
+    assert remote(["--api", api.url, "list", "--drops"], out=out) == 0
 
-    assert out.getvalue().splitlines()[-1] == "(more: list --next tok+/=, or list --all)"
+    more = "(more: list --limit 20 --drops --next tok+/=, or list --limit 20 --drops --all)"
+    assert out.getvalue().splitlines()[-1] == more

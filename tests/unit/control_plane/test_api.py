@@ -124,9 +124,15 @@ def test_get_run_reports_emr_state_then_outputs_once_complete(
     assert running["emr"]["job_run_id"] == created["jobRunId"]
     assert running["output"] == f"s3://featurizer-data/runs/{dataset}/{run_id}/"
     assert running["logs"].endswith(f"/applications/{local_aws.application_id}/jobs/{created['jobRunId']}/")
-    assert "metrics" not in running
+    assert "metrics" not in running and "progress" not in running
 
-    s3 = local_aws.client("s3")
+    s3 = local_aws.client("s3")  # the job publishes its stage and images done as it goes
+    progress = {"stage": "featurize", "images_done": 400, "images_total": 1297, "updated_at": "2026-12-03"}
+    s3.put_object(
+        Bucket="featurizer-data", Key=f"runs/{dataset}/{run_id}/progress.json", Body=json.dumps(progress)
+    )
+    assert call(handlers, events.api("GET", f"/runs/{run_id}"), context)[1]["progress"] == progress
+
     for name in ("_COMPLETED.json", "metrics.json", "timings.json"):
         s3.put_object(
             Bucket="featurizer-data",
@@ -140,6 +146,7 @@ def test_get_run_reports_emr_state_then_outputs_once_complete(
     assert done["summary"]["images_featurized"] == 1297
     assert done["timings"]["total_seconds"] == 754.3
     assert done["metrics"]["accuracy"] == 0.9637
+    assert "progress" not in done  # the summary says it all
     report = f"runs/flowers/{FIXTURE_RUN}/report.html"
     assert done["report"]["uri"] == f"s3://featurizer-data/{report}"
     assert parse_qs(urlparse(done["report"]["url"]).query)["X-Amz-Expires"] == ["3600"]

@@ -376,9 +376,13 @@ def test_a_prediction_batch_is_its_own_drop_and_predicts_with_the_newest_trained
     _run_output(local_aws, dataset, older)
     _run_output(local_aws, dataset, trained)
     _run_output(local_aws, dataset, predicted, model_run=f"{data}/runs/{dataset}/{older}/")
-    local_aws.client("s3").put_object(  # a run that failed: no flag
+    s3 = local_aws.client("s3")
+    s3.put_object(
         Bucket="featurizer-data", Key=f"runs/{dataset}/{failed}/_FAILED.json", Body=b"{}"
-    )
+    )  # no flag
+    forged = f"{dataset}-20261123T090000-00000009"  # newest, but its flag is not the job's: skipped
+    s3.put_object(Bucket="featurizer-data", Key=f"runs/{dataset}/{forged}/_COMPLETED.json", Body=b"[not json")
+    s3.put_object(Bucket="featurizer-data", Key=f"runs/{dataset}/_store/manifest.json", Body=b"{}")  # no run
     batch = f"inbox/{dataset}/_predict/week-49"
     keys = [f"{batch}/img_{i}.jpg" for i in range(5)] + [f"{batch}/Banana/b.jpg", f"{batch}/_START"]
     keys += [f"inbox/{dataset}/_predict/loose.jpg", f"inbox/{dataset}/Banana/new.jpg"]
@@ -420,5 +424,18 @@ def test_a_prediction_batch_of_a_dataset_with_no_trained_run_is_retried_then_rep
     (message,) = sns_inbox()
     assert message["Subject"] == f"Featurizer run could not start: {dataset}/_predict/b1"
     assert f'prediction batch "b1" of dataset "{dataset}"' in message["Message"]
-    assert "has no completed run that trained a classifier" in message["Message"]
+    assert "that trained a classifier" in message["Message"] and "predict_with" in message["Message"]
     assert f"upload inbox/{dataset}/_predict/b1/_START to try again" in message["Message"]
+
+
+def test_the_end_of_an_api_run_on_any_folder_of_a_dataset_releases_nothing_and_fails_nothing(
+    local_aws: Any, handlers: dict[str, Any], events: Any, context: Any, dataset: str, inbox: str
+) -> None:
+    """An API run's input may be any folder under the dataset's (here Training/): it holds no drop unit."""
+    from tests.unit.control_plane.test_api import call
+
+    body = json.dumps({"input": f"{inbox}Training/"})
+    status, created, _ = call(handlers, events.api("POST", "/runs", body), context)
+    assert status == 202, created
+    ended = events.emr_state_change(created["jobRunId"], "SUCCESS", T0 + 600, local_aws.application_id)
+    assert handlers["RunEndedFunction"](ended, context) == {"released": True, "next_run_id": None}

@@ -282,3 +282,14 @@ def test_the_state_table_survives_a_deleted_or_replaced_stack(local_aws: Any) ->
     table = local_aws.template["Resources"]["StateTable"]
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
     assert table["Properties"]["DeletionProtectionEnabled"] is True
+
+
+def test_the_runs_index_projects_what_get_runs_lists(local_aws: Any) -> None:
+    """GET /runs reads only runs-index: each attribute it lists, or reads for the state, is projected."""
+    from common.records import LISTED, PAGE_KEYS, RUNS_INDEX
+
+    table = local_aws.template["Resources"]["StateTable"]["Properties"]
+    (index,) = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == RUNS_INDEX]
+    assert index["Projection"]["NonKeyAttributes"] == [*LISTED, "job_run_id", "start_error"]
+    keys = [k["AttributeName"] for k in table["KeySchema"] + index["KeySchema"]]
+    assert tuple(keys) == PAGE_KEYS
