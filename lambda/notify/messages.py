@@ -117,7 +117,7 @@ def success_notice(
     output = completed.get("output") or f"s3://{bucket}/{prefix}"
     predicting = "images_classified" in summary
     if predicting:
-        lines = _predicted_lines(run_id, dataset, summary, count)
+        lines = _predicted_lines(run_id, dataset, summary, count, (manifest or {}).get("input"))
     else:
         lines = [
             f'Run {run_id} for dataset "{dataset}" finished successfully.',
@@ -148,15 +148,16 @@ def success_notice(
 
 
 def _predicted_lines(
-    run_id: str, dataset: str, summary: dict[str, Any], count: Callable[[str], Any]
+    run_id: str, dataset: str, summary: dict[str, Any], count: Callable[[str], Any], source: str | None
 ) -> list[str]:
-    """A predict run's counts: how many images were classified, into which classes, and how many agreed
-    with the class folder they sat in."""
+    """A predict run's images (``source``: the folder, which tells one prediction batch from another),
+    how many were classified, into which classes, and how many agreed with the class folder they sat in."""
     classes = sorted(summary.get("predicted", {}).items(), key=lambda item: (-item[1], item[0]))
     scored = summary.get("images_scored", 0)
     return [
         f'Predict run {run_id} for dataset "{dataset}" finished successfully.',
         f"Classified with the pipeline of: {summary.get('model_run', 'unknown')}",
+        *([f"Images from: {source}"] if source else []),
         "",
         *_image_lines(count),
         f"Images classified:  {summary['images_classified']}",

@@ -50,6 +50,7 @@ def test_a_drop_of_a_few_hundred_images_starts_one_run_that_completes_and_notifi
     assert job_state(stack, predict["id"]) == "SUCCESS"
     message = notification(stack, predict["name"])["Message"]
     assert f"Classified with the pipeline of: s3://{DATA_BUCKET}/runs/{dataset}/{run['name']}/" in message
+    assert f"Images from: s3://{DATA_BUCKET}/inbox/{dataset}/_predict/week-49" in message
     assert f"Images classified:  {batch.images}\n" in message
     key = f"runs/{dataset}/{predict['name']}/predictions.csv"
     rows = stack.client("s3").get_object(Bucket=DATA_BUCKET, Key=key)["Body"].read().decode().splitlines()

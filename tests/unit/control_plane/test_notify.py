@@ -300,13 +300,14 @@ def test_a_predict_run_s_message_says_how_many_images_went_to_which_class() -> N
         dataset="flowers",
         run_id="p1",
         completed=completed,
-        manifest=None,
+        manifest={"input": "s3://featurizer-data/inbox/flowers/_predict/week-49/"},
         metrics=None,
         timings=None,
     )
 
     text = notice.message
     assert text.startswith('Predict run p1 for dataset "flowers" finished successfully.')
+    assert "\nImages from: s3://featurizer-data/inbox/flowers/_predict/week-49/\n" in text  # which batch
     assert "s3://featurizer-data/runs/flowers/trained/" in text
     assert "Images classified:  11\n  Kiwi: 8\n  Banana: 3\nAccuracy:           75.0 % against" in text
     assert "Lemon" not in text and "predictions.csv" in text and "pca.csv" not in text
