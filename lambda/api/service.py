@@ -16,7 +16,7 @@ from api.callers import Caller
 from api.requests import ListQuery, RunRequest, check_run_id, normalise_input, page_token
 from common import records, tracking
 from common.config import AccessSettings, JobSettings
-from common.cost import run_cost
+from common.cost import cost_of_run
 from common.errors import (
     InvalidRequestError,
     RunAlreadyFinishedError,
@@ -235,10 +235,7 @@ class RunsApi:
             },
             "logs": self.settings.job_log_uri(job_run_id),
         }
-        s = self.settings
-        size = records.input_size_of(run)
-        planned = None if size is None else plan_run(size, s.limits, {s.architecture: s.prices})
-        if cost := run_cost(job, s.prices, s.architecture, s.emulated, planned):
+        if cost := cost_of_run(job, run, self.settings):
             status["cost"] = cost
         prefix = run_prefix(str(run["dataset"]), run_id)
         try:

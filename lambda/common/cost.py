@@ -10,9 +10,13 @@ estimate: its figures are the machine's measured resources, not a bill.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.plan import PRICES_REGION, PRICING_PAGE, Plan, Prices
+from common import records
+from common.plan import PRICES_REGION, PRICING_PAGE, Plan, Prices, plan_run
+
+if TYPE_CHECKING:  # config reads ARCHITECTURES from here
+    from common.config import JobSettings
 
 ARCHITECTURES = {"X86_64": "x86_64", "ARM64": "arm64"}  # the template's names -> PRICES' keys
 
@@ -54,3 +58,13 @@ def run_cost(
             else "EMR Serverless billedResourceUtilization x the prices"
         ),
     }
+
+
+def cost_of_run(job_run: dict[str, Any], run: dict[str, Any], settings: JobSettings) -> dict[str, Any] | None:
+    """The cost of a run (its record) by its job run (GetJobRun's), at the deployment's prices, beside the
+    plan of the input its record counted: what GET /runs/<id> and the run's e-mail give."""
+    size = records.input_size_of(run)
+    planned = (
+        None if size is None else plan_run(size, settings.limits, {settings.architecture: settings.prices})
+    )
+    return run_cost(job_run, settings.prices, settings.architecture, settings.emulated, planned)

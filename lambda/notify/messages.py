@@ -101,6 +101,7 @@ def success_notice(
     manifest: dict[str, Any] | None,
     metrics: dict[str, Any] | None,
     timings: dict[str, Any] | None,
+    cost: dict[str, Any] | None = None,
 ) -> Notice:
     summary = completed.get("summary", {})
     counts = (manifest or {}).get("counts", {})
@@ -131,6 +132,7 @@ def success_notice(
         ]
     lines += [
         f"Duration:           {_duration(duration)}",
+        *_cost_lines(cost),
         f"Finished at:        {completed.get('finished_at', 'unknown')}",
         "",
         *_report_lines(completed.get("report")),
@@ -145,6 +147,16 @@ def success_notice(
         run_id=run_id,
         images_featurized=featurized if isinstance(featurized := count("images_featurized"), int) else 0,
     )
+
+
+def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
+    """What the job run was billed (common/cost.py), beside its plan; nothing when EMR gave no bill."""
+    if cost is None:
+        return []
+    planned = f"; planned at most ${cost['planned_usd']:.4f}" if "planned_usd" in cost else ""
+    hours = f"{cost['vcpu_hours']:.3f} vCPU-h, {cost['memory_gb_hours']:.3f} GB-h"
+    kind = "an estimate from the local stack's measured resources" if cost.get("estimate") else "billed"
+    return [f"Cost:               ${cost['usd']:.4f} ({kind}: {hours}{planned})"]
 
 
 def _predicted_lines(

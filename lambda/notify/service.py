@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from common import records, tracking
 from common.config import JobSettings
+from common.cost import cost_of_run
 from common.errors import UnreadableOutputError
+from common.models import TERMINAL_STATES
 from common.outputs import has_object, read_optional_run_json, read_run_json
 from common.runs import COMPLETED_FLAG, FAILED_FLAG, RUNS_PREFIX, run_prefix
 from notify.messages import Notice, failure_notice, success_notice
@@ -45,7 +47,7 @@ class Notifier:
             logger.warning("flag of a run this service has no record of: ignored", extra={"key": key})
             return None
         notice = (
-            self._success(dataset, run_id)
+            self._success(dataset, run_id, run)
             if match["flag"] == COMPLETED_FLAG
             else self._failure(dataset=dataset, run_id=run_id)
         )
@@ -61,14 +63,13 @@ class Notifier:
         dataset = str(run["dataset"]) if run else None
         run_id = str(run["run_id"]) if run else None
         if state == "SUCCESS":
-            if (
-                dataset
-                and run_id
-                and has_object(
-                    self.s3, self.settings.data_bucket, f"{run_prefix(dataset, run_id)}{COMPLETED_FLAG}"
-                )
-            ):
-                return None  # the success message comes from the _COMPLETED.json event, with the counts
+            flag = f"{run_prefix(dataset, run_id)}{COMPLETED_FLAG}" if dataset and run_id else None
+            if dataset and run_id and flag and has_object(self.s3, self.settings.data_bucket, flag):
+                record = records.get_run(self.table, run_id)
+                success = None if record is None else self._success(dataset, run_id, record)  # with its bill
+                if success is not None:
+                    self.publish(success)
+                return success
             state_details = state_details or f"the job ended without writing {COMPLETED_FLAG}"
         notice = self._failure(
             dataset=dataset,
@@ -94,7 +95,9 @@ class Notifier:
                     return self.on_flag(f"{prefix}{flag}")
         return self.on_job_state(job_run_id, state, state_details)
 
-    def _success(self, dataset: str, run_id: str) -> Notice | None:
+    def _success(self, dataset: str, run_id: str, run: dict[str, Any]) -> Notice | None:
+        """The success message, once the job run has ended and EMR has billed it (None before: the flag
+        comes first, and EMR's SUCCESS event, or the reconciler, sends it with the cost)."""
         prefix = run_prefix(dataset, run_id)
         try:
             completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
@@ -103,7 +106,12 @@ class Notifier:
         if completed is None:
             logger.warning("completion flag vanished", extra={"run_id": run_id})
             return None
+        job = self._job_run(run)
+        if job is not None and job.get("state") not in TERMINAL_STATES:
+            logger.info("the success message waits for the job run's end", extra={"run_id": run_id})
+            return None
         return success_notice(
+            cost=None if job is None else cost_of_run(job, run, self.settings),
             bucket=self.settings.data_bucket,
             dataset=dataset,
             run_id=run_id,
@@ -144,6 +152,23 @@ class Notifier:
             log_uri=self.settings.job_log_uri(job_run_id) if job_run_id else None,
             input_uri=str(run["input"]) if run else None,
         )
+
+    def _job_run(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        """The run's job run as GetJobRun gives it; None when it cannot be found or read (the message then
+        goes without its cost rather than not at all)."""
+        job_run_id = tracking.job_run_of(
+            run, emr=self.emr, table=self.table, application_id=self.settings.application_id
+        )
+        if job_run_id is None:
+            return None
+        try:
+            job: dict[str, Any] = self.emr.get_job_run(
+                applicationId=self.settings.application_id, jobRunId=job_run_id
+            )["jobRun"]
+        except (ClientError, BotoCoreError):
+            logger.warning("could not read the EMR job run", exc_info=True, extra={"job_run_id": job_run_id})
+            return None
+        return job
 
     def _emr_state(self, job_run_id: str, known_state: str | None) -> tuple[str | None, str | None]:
         try:

@@ -59,6 +59,8 @@ def test_a_posted_run_is_followed_to_success_and_notified(stack: RunningStack, i
     assert "accuracy" in status["metrics"]  # type: ignore[operator]
     message = notification(stack, created["run_id"])
     assert message["Subject"] == f"Featurizer run succeeded: {idle_dataset} (60 images)"
+    assert "\nCost:               $" in message["Message"]  # sent once EMR ended the job run, and billed it
+    assert "(an estimate from the local stack's measured resources: " in message["Message"]
     assert len([run for run in stack.job_runs(idle_dataset) if run["name"] == created["run_id"]]) == 1
 
     assert_cost_is_the_measured_hours_priced(stack, created["run_id"])

@@ -193,11 +193,16 @@ class LocalAws:
         backend = emrserverless_backends[ACCOUNT][REGION]
         return [run.client_token for run in backend.job_runs.get(self.application_id, []) if run.name == name]
 
-    def set_job_state(self, job_run_id: str, state: str, details: str | None = None) -> None:
-        """Move a job run along as EMR would (the moto server runs in this process)."""
+    def set_job_state(
+        self, job_run_id: str, state: str, details: str | None = None, billed: dict[str, float] | None = None
+    ) -> None:
+        """Move a job run along as EMR would (the moto server runs in this process), with the hours EMR
+        billed it once it ended (GetJobRun's billedResourceUtilization)."""
         run = self._moto_job_run(job_run_id)
         run.state = state
         run.state_details = details
+        if billed is not None:
+            run.billed_resource_utilization = billed
 
     def stamp_creation_time(self, job_run_id: str) -> None:
         """Give a job run the creation time EMR would: moto stamps every job run at midnight (UTC) of its

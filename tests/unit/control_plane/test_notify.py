@@ -52,11 +52,13 @@ def test_completion_flag_publishes_a_success_message_with_the_real_counts(
     )
     flag = events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END)
 
-    result = handlers["NotifyFunction"](flag, context)
-    handlers["NotifyFunction"](flag, context)  # EventBridge delivered it twice
-    local_aws.set_job_state(run["jobRunId"], "SUCCESS")
+    # the flag comes while the job run still runs: the message waits for EMR's end event, and its bill
+    assert handlers["NotifyFunction"](flag, context) == {"published": None}
+    billed = {"vCPUHour": 0.5, "memoryGBHour": 2.0, "storageGBHour": 0.0}
+    local_aws.set_job_state(run["jobRunId"], "SUCCESS", billed=billed)
     success = events.emr_state_change(run["jobRunId"], "SUCCESS", T_END + 20, local_aws.application_id)
-    assert handlers["NotifyFunction"](success, context) == {"published": None}
+    result = handlers["NotifyFunction"](success, context)
+    assert handlers["NotifyFunction"](flag, context)["published"] == result["published"]  # delivered again
 
     assert result["published"] == f"succeeded#{run_id}"
     messages = sns_inbox()
@@ -71,6 +73,7 @@ def test_completion_flag_publishes_a_success_message_with_the_real_counts(
         "Classes:            7 (train 1035, test 262; fitted on 1035)\n"
         "Accuracy:           96.4 %  (weighted F1 0.963)\n"
         "Duration:           12 min 34 s (754.3 s)\n"
+        "Cost:               $0.0379 (billed: 0.500 vCPU-h, 2.000 GB-h; planned at most $0.0521)\n"
         "Finished at:        2026-11-24T10:21:07+00:00\n"
         "\n"
         f"Report: s3://featurizer-data/runs/{dataset}/{run_id}/report.html\n"
@@ -104,6 +107,7 @@ def test_counts_come_from_the_manifest(
         Key=f"runs/{dataset}/{run_id}/manifest.json",
         Body=json.dumps(manifest).encode(),
     )
+    local_aws.set_job_state(run["jobRunId"], "SUCCESS")
     handlers["NotifyFunction"](
         events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END), context
     )
@@ -241,10 +245,11 @@ def test_a_job_run_whose_link_to_its_run_was_lost_is_reported_under_its_run(
         local_aws, dataset, run_id, ["manifest.json", "metrics.json", "timings.json", "_COMPLETED.json"]
     )
 
+    local_aws.set_job_state(job["id"], "SUCCESS")
     ended = events.emr_state_change(job["id"], "SUCCESS", T_END, local_aws.application_id)
-    assert handlers["NotifyFunction"](ended, context) == {"published": None}
+    assert handlers["NotifyFunction"](ended, context)["published"] == f"succeeded#{run_id}"
     flag = events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END)
-    assert handlers["NotifyFunction"](flag, context)["published"] == f"succeeded#{run_id}"
+    assert handlers["NotifyFunction"](flag, context)["published"] == f"succeeded#{run_id}"  # the same one
 
     (message,) = sns_inbox()
     assert message["Subject"].startswith(f"Featurizer run succeeded: {dataset}")
