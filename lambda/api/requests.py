@@ -222,7 +222,9 @@ def _page_key(token: str) -> dict[str, str]:
         raise refused from None
     if not isinstance(key, dict) or set(key) != set(PAGE_KEYS):
         raise refused
-    if not all(isinstance(v, str) and v for v in key.values()) or not key["pk"].startswith("run#"):
+    if not all(isinstance(v, str) and v for v in key.values()):
+        raise refused
+    if not key["pk"].startswith("run#") or not is_valid_run_id(key["pk"].removeprefix("run#")):
         raise refused
     try:
         datetime.fromisoformat(key["created_at"])

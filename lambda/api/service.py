@@ -259,7 +259,7 @@ class RunsApi:
             status["failure"] = {"message": f"the job ended without writing {COMPLETED_FLAG}"}
         elif emr_state in TERMINAL_STATES:
             status["failure"] = {"message": state_details}
-        elif progress := self._read_optional(f"{prefix}{PROGRESS_FILE}"):
+        elif progress := _progress(self._read_optional(f"{prefix}{PROGRESS_FILE}")):
             status["progress"] = progress
         return status
 
@@ -346,6 +346,21 @@ class RunsApi:
 
     def _read_optional(self, key: str) -> dict[str, Any] | None:
         return read_optional_run_json(self.s3, self.settings.data_bucket, key)
+
+
+def _progress(published: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The job's progress.json as GET shows it: its four fields, each of its type, or nothing."""
+    if not published or not isinstance(published.get("stage"), str):
+        return None
+    counts = {name: published.get(name) for name in ("images_done", "images_total")}
+    if not all(value is None or type(value) is int for value in counts.values()):
+        return None
+    updated = published.get("updated_at")
+    return {
+        "stage": published["stage"][:64],
+        **counts,
+        "updated_at": updated if isinstance(updated, str) else None,
+    }
 
 
 def _not_started(run: dict[str, Any]) -> dict[str, Any]:

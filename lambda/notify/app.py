@@ -2,10 +2,13 @@
 
 Events (EventBridge):
 - S3 "Object Created" for ``runs/<dataset>/<run_id>/_COMPLETED.json`` -> success message with the counts from
-  manifest.json and the accuracy from metrics.json; ``_FAILED.json`` -> failure message with the stage.
-- "EMR Serverless Job Run State Change" FAILED or CANCELLED -> failure message with EMR's reason and the log
-  location; SUCCESS without a ``_COMPLETED.json`` -> failure message too. A failure reported by both the flag
-  and EMR is sent once (idempotency key ``failed#<run_id>``).
+  manifest.json, the accuracy from metrics.json and the cost, once EMR has ended (and billed) the job run;
+  before that, nothing. ``_FAILED.json`` -> failure message with the stage.
+- "EMR Serverless Job Run State Change" SUCCESS, FAILED or CANCELLED of a run that wrote ``_COMPLETED.json``
+  -> that success message (the usual way it is sent: the flag comes first); FAILED or CANCELLED otherwise ->
+  failure message with EMR's reason and the log location; SUCCESS without a ``_COMPLETED.json`` -> failure
+  message too. An outcome reported by both the flag and EMR is sent once (idempotency key
+  ``succeeded#<run_id>`` or ``failed#<run_id>``).
 """
 
 from __future__ import annotations

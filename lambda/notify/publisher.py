@@ -3,7 +3,8 @@
 The publish is guarded by Powertools idempotency (key: the notice's key), so the events and the reconciler
 reporting the same outcome at once send one e-mail. Once it is sent, the run record is marked NOTIFIED, and
 a later notice of a NOTIFIED run is not sent (the idempotency record expires; a re-driven event may come
-days later). A publish that fails leaves the run open, and the reconciler sends its notice on its next pass.
+days later). A publish that fails leaves the run open, and the reconciler sends its notice on its next pass;
+so does one that another invocation was making at the same moment, should that one fail.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import ClientError
 
 from common import records
@@ -49,7 +51,11 @@ def idempotent_publisher(
         if run is not None and records.NOTIFIED in run:  # e.g. a re-driven event, after the record expired
             logger.info("run already notified", extra={"key": notice.key})
             return {"message_id": "", "key": notice.key}
-        sent = publish_once(notice=notice)
+        try:
+            sent = publish_once(notice=notice)
+        except IdempotencyAlreadyInProgressError:  # the same notice, from another event at the same moment
+            logger.info("notice being published by another invocation", extra={"key": notice.key})
+            return {"message_id": "", "key": notice.key}
         if notice.run_id:
             try:
                 records.mark_run(table, notice.run_id, records.NOTIFIED)

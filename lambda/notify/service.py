@@ -62,14 +62,15 @@ class Notifier:
         )
         dataset = str(run["dataset"]) if run else None
         run_id = str(run["run_id"]) if run else None
+        flag = f"{run_prefix(dataset, run_id)}{COMPLETED_FLAG}" if dataset and run_id else None
+        if dataset and run_id and flag and has_object(self.s3, self.settings.data_bucket, flag):
+            # its outputs are complete, whatever ended the job run after (a cancel, the timeout): as GET says
+            record = records.get_run(self.table, run_id)
+            success = None if record is None else self._success(dataset, run_id, record, ended=True)
+            if success is not None:
+                self.publish(success)
+            return success
         if state == "SUCCESS":
-            flag = f"{run_prefix(dataset, run_id)}{COMPLETED_FLAG}" if dataset and run_id else None
-            if dataset and run_id and flag and has_object(self.s3, self.settings.data_bucket, flag):
-                record = records.get_run(self.table, run_id)
-                success = None if record is None else self._success(dataset, run_id, record)  # with its bill
-                if success is not None:
-                    self.publish(success)
-                return success
             state_details = state_details or f"the job ended without writing {COMPLETED_FLAG}"
         notice = self._failure(
             dataset=dataset,
@@ -95,9 +96,10 @@ class Notifier:
                     return self.on_flag(f"{prefix}{flag}")
         return self.on_job_state(job_run_id, state, state_details)
 
-    def _success(self, dataset: str, run_id: str, run: dict[str, Any]) -> Notice | None:
-        """The success message, once the job run has ended and EMR has billed it (None before: the flag
-        comes first, and EMR's SUCCESS event, or the reconciler, sends it with the cost)."""
+    def _success(self, dataset: str, run_id: str, run: dict[str, Any], ended: bool = False) -> Notice | None:
+        """The success message, once the job run has ended and EMR has billed it. On the flag's event
+        (not ``ended``), None while the job run runs or cannot be read: EMR's end event, or the reconciler,
+        sends it with the cost; on that event, it is sent without the cost if the job run cannot be read."""
         prefix = run_prefix(dataset, run_id)
         try:
             completed = self._read_json(f"{prefix}{COMPLETED_FLAG}")
@@ -107,7 +109,7 @@ class Notifier:
             logger.warning("completion flag vanished", extra={"run_id": run_id})
             return None
         job = self._job_run(run)
-        if job is not None and job.get("state") not in TERMINAL_STATES:
+        if not ended and (job is None or job.get("state") not in TERMINAL_STATES):
             logger.info("the success message waits for the job run's end", extra={"run_id": run_id})
             return None
         return success_notice(
@@ -156,17 +158,19 @@ class Notifier:
     def _job_run(self, run: dict[str, Any]) -> dict[str, Any] | None:
         """The run's job run as GetJobRun gives it; None when it cannot be found or read (the message then
         goes without its cost rather than not at all)."""
-        job_run_id = tracking.job_run_of(
-            run, emr=self.emr, table=self.table, application_id=self.settings.application_id
-        )
-        if job_run_id is None:
-            return None
         try:
+            job_run_id = tracking.job_run_of(
+                run, emr=self.emr, table=self.table, application_id=self.settings.application_id
+            )
+            if job_run_id is None:
+                return None
             job: dict[str, Any] = self.emr.get_job_run(
                 applicationId=self.settings.application_id, jobRunId=job_run_id
             )["jobRun"]
         except (ClientError, BotoCoreError):
-            logger.warning("could not read the EMR job run", exc_info=True, extra={"job_run_id": job_run_id})
+            logger.warning(
+                "could not read the EMR job run", exc_info=True, extra={"run_id": run.get("run_id")}
+            )
             return None
         return job
 

@@ -135,7 +135,9 @@ def describe(status: dict[str, Any]) -> str:
     if summary:
         line += " - " + ", ".join(f"{name} {_shown(value)}" for name, value in summary.items())
     if cost := status.get("cost"):
-        line += f" - cost ${cost['usd']:.4f}" + (" (an estimate)" if cost.get("estimate") else "")
+        notes = ["an estimate"] if cost.get("estimate") else []
+        notes += [f"planned at most ${cost['planned_usd']:.4f}"] if "planned_usd" in cost else []
+        line += f" - cost ${cost['usd']:.4f}" + (f" ({'; '.join(notes)})" if notes else "")
     if failure := status.get("failure"):
         stage = f" in stage {failure['stage']}" if failure.get("stage") else ""
         line += f" - failed{stage}: {failure.get('message')}"

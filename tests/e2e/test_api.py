@@ -53,7 +53,7 @@ def test_a_posted_run_is_followed_to_success_and_notified(stack: RunningStack, i
     assert code == 0, printed
     last = printed.splitlines()[-1]  # once EMR has billed the job run, which ends after the flag
     assert last.startswith(f"{created['run_id']}: COMPLETED") and "images_found 60" in last
-    assert "(an estimate)" in last, printed
+    assert "(an estimate; planned at most $" in last, printed
     status = follow(stack, created["run_id"], ("COMPLETED",), 10)
     assert status["summary"]["images_featurized"] == 60  # type: ignore[index]
     assert "accuracy" in status["metrics"]  # type: ignore[operator]

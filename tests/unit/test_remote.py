@@ -82,7 +82,9 @@ SUCCESS = [
     status("RUNNING", progress=PROGRESS),
     status("RUNNING", progress={"stage": "fit", "images_done": None, "images_total": None}),
     status("COMPLETED", emr="RUNNING", summary=DONE),
-    status("COMPLETED", emr="SUCCESS", summary=DONE, cost={"usd": 0.0042, "estimate": True}),
+    status(
+        "COMPLETED", emr="SUCCESS", summary=DONE, cost={"usd": 0.0042, "estimate": True, "planned_usd": 0.05}
+    ),
 ]
 FAILURE = [
     status("RUNNING"),
@@ -115,7 +117,8 @@ def test_start_and_wait_signs_each_request_and_exits_0_with_the_summary(
         "r1: RUNNING - stage featurize 1,200/10,000 images",
         "r1: RUNNING - stage fit",
         "r1: COMPLETED (EMR RUNNING) - images_featurized 60, accuracy 0.98",
-        "r1: COMPLETED (EMR SUCCESS) - images_featurized 60, accuracy 0.98 - cost $0.0042 (an estimate)",
+        "r1: COMPLETED (EMR SUCCESS) - images_featurized 60, accuracy 0.98"
+        " - cost $0.0042 (an estimate; planned at most $0.0500)",
     ]
     assert not api.answers
 

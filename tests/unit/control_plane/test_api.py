@@ -132,6 +132,11 @@ def test_get_run_reports_emr_state_then_outputs_once_complete(
         Bucket="featurizer-data", Key=f"runs/{dataset}/{run_id}/progress.json", Body=json.dumps(progress)
     )
     assert call(handlers, events.api("GET", f"/runs/{run_id}"), context)[1]["progress"] == progress
+    odd = {**progress, "images_done": "400", "extra": "x" * 10_000}  # not the job's: shown as nothing
+    s3.put_object(
+        Bucket="featurizer-data", Key=f"runs/{dataset}/{run_id}/progress.json", Body=json.dumps(odd)
+    )
+    assert "progress" not in call(handlers, events.api("GET", f"/runs/{run_id}"), context)[1]
 
     for name in ("_COMPLETED.json", "metrics.json", "timings.json"):
         s3.put_object(

@@ -37,7 +37,7 @@ def write_output(local_aws: Any, dataset: str, run_id: str, names: list[str]) ->
         s3.put_object(Bucket="featurizer-data", Key=f"runs/{dataset}/{run_id}/{name}", Body=text.encode())
 
 
-def test_completion_flag_publishes_a_success_message_with_the_real_counts(
+def test_a_completed_run_s_message_comes_once_its_job_run_ended_with_the_real_counts_and_cost(
     local_aws: Any,
     handlers: dict[str, Any],
     events: Any,
@@ -316,3 +316,27 @@ def test_a_predict_run_s_message_says_how_many_images_went_to_which_class() -> N
     assert "s3://featurizer-data/runs/flowers/trained/" in text
     assert "Images classified:  11\n  Kiwi: 8\n  Banana: 3\nAccuracy:           75.0 % against" in text
     assert "Lemon" not in text and "predictions.csv" in text and "pca.csv" not in text
+
+
+def test_a_run_cancelled_after_its_completion_flag_gets_its_success_message(
+    local_aws: Any,
+    handlers: dict[str, Any],
+    events: Any,
+    context: Any,
+    dataset: str,
+    run: dict[str, Any],
+    sns_inbox: Any,
+) -> None:
+    """Its outputs are complete (GET says COMPLETED): the cancel that ended the job run after the flag
+    does not make it a failure, whichever event comes first."""
+    run_id = run["run_id"]
+    write_output(
+        local_aws, dataset, run_id, ["manifest.json", "metrics.json", "timings.json", "_COMPLETED.json"]
+    )
+    local_aws.set_job_state(run["jobRunId"], "CANCELLED", "Job run cancelled by user")
+    cancelled = events.emr_state_change(run["jobRunId"], "CANCELLED", T_END, local_aws.application_id)
+    assert handlers["NotifyFunction"](cancelled, context)["published"] == f"succeeded#{run_id}"
+    flag = events.s3_object_created(f"runs/{dataset}/{run_id}/_COMPLETED.json", T_END)
+    assert handlers["NotifyFunction"](flag, context)["published"] == f"succeeded#{run_id}"
+    (message,) = sns_inbox()
+    assert message["Subject"].startswith("Featurizer run succeeded")
